@@ -1,0 +1,208 @@
+// elementwise.wgsl: pointwise unary/binary ops, their gradients, in-place axpby, fill, and a
+// rank-6 strided gather (permute, pad, crop, slice, broadcast) in one family.
+//
+// Bindings (group 0): each entry uses a prefix of
+//   0: x  (read)        1: y / other input (read) or output     2: out (read_write)
+//   last: var<uniform> params: Params
+// Dispatch: 1-D over elements; WG threads per workgroup, grid folded into (x, y) so grids above
+//   65535 workgroups work: linear index = (wid.y * num_workgroups.x + wid.x) * WG + lid.x.
+// Tiling: none (memory bound); one element per invocation, bounds-checked against params.n.
+// Numerics: f32 throughout. GELU is exact (erf via Abramowitz-Stegun 7.1.26 refined to ~1e-7 abs,
+//   see erf_f32); sigmoid is evaluated on -|x| so it never overflows.
+// Override constants: WG (workgroup size), OP (operation code, see each entry).
+
+struct Params {
+  n: u32,          // number of output elements
+  alpha: f32,      // scalar operand (scale, fill value, axpby alpha)
+  beta: f32,       // second scalar operand (shift, axpby beta)
+  rank_pad: u32,   // unused padding for alignment with the gather entry's view of Params
+  // Broadcast/gather geometry (rank 6, innermost last). out_dim*: output sizes; a_*/b_*: element
+  // strides of operand a/b for each output dim (0 broadcasts); a_start*: offset per dim (may be
+  // negative for padding); a_ext*: operand a's extent per dim (reads outside are 0).
+  d0: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32,
+  as0: i32, as1: i32, as2: i32, as3: i32, as4: i32, as5: i32,
+  bs0: i32, bs1: i32, bs2: i32, bs3: i32, bs4: i32, bs5: i32,
+  ast0: i32, ast1: i32, ast2: i32, ast3: i32, ast4: i32, ast5: i32,
+  ae0: u32, ae1: u32, ae2: u32, ae3: u32, ae4: u32, ae5: u32,
+  a_off: u32,
+  b_off: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> y: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+// In-place entries bind their accumulator at binding 0 instead.
+@group(0) @binding(0) var<storage, read_write> acc: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<uniform> params_ip: Params;
+// fill binds only its output.
+@group(0) @binding(0) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<uniform> params_fill: Params;
+// unary / gather bind input + output.
+@group(0) @binding(1) var<storage, read_write> out1: array<f32>;
+@group(0) @binding(2) var<uniform> params_un: Params;
+
+override WG: u32 = 256u;
+override OP: u32 = 0u;
+
+const INV_SQRT2: f32 = 0.70710678118654752;
+const INV_SQRT_2PI: f32 = 0.39894228040143268;
+
+fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
+  return (wid.y * nwg.x + wid.x) * WG + lid.x;
+}
+
+// erf for f32: sign(x) * (1 - t*exp(-x^2 + poly(t))), Numerical Recipes erfc (fractional error < 1.2e-7).
+fn erf_f32(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let p = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  let r = 1.0 - t * exp(p);
+  return select(-r, r, x >= 0.0);
+}
+
+fn sigmoid_f32(v: f32) -> f32 {
+  let e = exp(-abs(v));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= 0.0);
+}
+
+// OP codes for `unary`: 0 relu, 1 gelu (erf), 2 sigmoid, 3 affine alpha*x+beta, 4 exp, 5 square,
+// 6 sqrt, 7 abs.
+fn unary_op(v: f32) -> f32 {
+  switch OP {
+    case 0u: { return max(v, 0.0); }
+    case 1u: { return 0.5 * v * (1.0 + erf_f32(v * INV_SQRT2)); }
+    case 2u: { return sigmoid_f32(v); }
+    case 3u: { return params_un.alpha * v + params_un.beta; }
+    case 4u: { return exp(v); }
+    case 5u: { return v * v; }
+    case 6u: { return sqrt(v); }
+    default: { return abs(v); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn unary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= params_un.n) { return; }
+  out1[i] = unary_op(x[i]);
+}
+
+// OP codes for `unary_grad` (x = forward input, y = upstream grad): 0 relu, 1 gelu, 2 sigmoid
+// (x holds the forward OUTPUT s: ds = dy*s*(1-s)).
+@compute @workgroup_size(WG)
+fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= params.n) { return; }
+  let v = x[i];
+  let g = y[i];
+  var d: f32;
+  switch OP {
+    case 0u: { d = select(0.0, g, v > 0.0); }
+    case 1u: {
+      let cdf = 0.5 * (1.0 + erf_f32(v * INV_SQRT2));
+      let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
+      d = g * (cdf + v * pdf);
+    }
+    default: { d = g * v * (1.0 - v); }
+  }
+  out[i] = d;
+}
+
+fn unravel6(i: u32) -> array<u32, 6> {
+  var r = i;
+  var c: array<u32, 6>;
+  c[5] = r % params.d5; r = r / params.d5;
+  c[4] = r % params.d4; r = r / params.d4;
+  c[3] = r % params.d3; r = r / params.d3;
+  c[2] = r % params.d2; r = r / params.d2;
+  c[1] = r % params.d1; r = r / params.d1;
+  c[0] = r;
+  return c;
+}
+
+// OP codes for `binary`: 0 add, 1 sub, 2 mul, 3 div. Operands are addressed through the
+// broadcast strides (a_* for x, b_* for y).
+@compute @workgroup_size(WG)
+fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= params.n) { return; }
+  let c = unravel6(i);
+  let ia = i32(params.a_off) + i32(c[0]) * params.as0 + i32(c[1]) * params.as1 + i32(c[2]) * params.as2 +
+           i32(c[3]) * params.as3 + i32(c[4]) * params.as4 + i32(c[5]) * params.as5;
+  let ib = i32(params.b_off) + i32(c[0]) * params.bs0 + i32(c[1]) * params.bs1 + i32(c[2]) * params.bs2 +
+           i32(c[3]) * params.bs3 + i32(c[4]) * params.bs4 + i32(c[5]) * params.bs5;
+  let a = x[ia];
+  let b = y[ib];
+  var r: f32;
+  switch OP {
+    case 0u: { r = a + b; }
+    case 1u: { r = a - b; }
+    case 2u: { r = a * b; }
+    default: { r = a / b; }
+  }
+  out[i] = r;
+}
+
+// acc = alpha * acc + beta * src (same shape). Used for gradient accumulation and updates.
+@compute @workgroup_size(WG)
+fn axpby(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= params_ip.n) { return; }
+  acc[i] = params_ip.alpha * acc[i] + params_ip.beta * src[i];
+}
+
+// dst = alpha * dst + beta, in place.
+@compute @workgroup_size(WG)
+fn affine_inplace(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                  @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= params_fill.n) { return; }
+  dst[i] = params_fill.alpha * dst[i] + params_fill.beta;
+}
+
+@compute @workgroup_size(WG)
+fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= params_fill.n) { return; }
+  dst[i] = params_fill.alpha;
+}
+
+fn in_ext(v: i32, e: u32) -> bool {
+  return v >= 0 && v < i32(e);
+}
+
+// out[c] = x[a_off + sum_d (c_d + ast_d) * as_d] when every c_d + ast_d lies in [0, ae_d), else 0.
+// Permute: as_d = permuted strides, ast_d = 0, ae_d = d_d. Pad: ast_d = -pad_lo. Crop: ast_d = lo.
+@compute @workgroup_size(WG)
+fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  let p = params_un;
+  if (i >= p.n) { return; }
+  var r = i;
+  let c5 = i32(r % p.d5); r = r / p.d5;
+  let c4 = i32(r % p.d4); r = r / p.d4;
+  let c3 = i32(r % p.d3); r = r / p.d3;
+  let c2 = i32(r % p.d2); r = r / p.d2;
+  let c1 = i32(r % p.d1); r = r / p.d1;
+  let c0 = i32(r);
+  let s0 = c0 + p.ast0; let s1 = c1 + p.ast1; let s2 = c2 + p.ast2;
+  let s3 = c3 + p.ast3; let s4 = c4 + p.ast4; let s5 = c5 + p.ast5;
+  let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
+               in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
+  var v = 0.0;
+  if (inside) {
+    let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 + s5 * p.as5;
+    v = x[src_i];
+  }
+  out1[i] = v;
+}

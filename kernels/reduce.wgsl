@@ -1,0 +1,92 @@
+// reduce.wgsl: sums over the middle axis of a tensor viewed as (A, R, I) -> (A, I), scaled.
+//
+// Bindings (group 0): 0 x (read), 1 out (read_write), 2 params: Params (uniform).
+// Entries:
+//   sum_mid:  one invocation per output element (A*I of them); loops over R with four partial
+//             accumulators (no barriers). For many outputs and any R (bias grads, channel sums).
+//   sum_wide: one workgroup of WG invocations per output element; each invocation strides over R,
+//             then a shared-memory tree reduction (log2(WG) barriers). For few outputs and large R
+//             (scalar losses, per-class sums).
+// Dispatch: sum_mid: 1-D over ceil(A*I/WG) workgroups folded into (x, y); sum_wide: one workgroup
+//   per output, folded the same way.
+// Numerics: f32 accumulation; sum_mid keeps 4 interleaved partial sums; sum_wide sums blocks of
+//   CHUNK values per lane, then lane totals, then a pairwise tree across lanes, so long sums stay
+//   near f32 rounding.
+
+struct Params {
+  A: u32,
+  R: u32,
+  I: u32,
+  scale: f32,   // out = scale * sum
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<uniform> params: Params;
+
+override WG: u32 = 256u;
+override CHUNK: u32 = 64u;
+
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(WG)
+fn sum_mid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+  let o = (wid.y * nwg.x + wid.x) * WG + lid.x;
+  if (o >= params.A * params.I) { return; }
+  let a = o / params.I;
+  let i = o % params.I;
+  let R = params.R;
+  let I = params.I;
+  var base = a * R * I + i;
+  var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
+  var r = 0u;
+  for (; r + 4u <= R; r = r + 4u) {
+    s0 = s0 + x[base];
+    s1 = s1 + x[base + I];
+    s2 = s2 + x[base + 2u * I];
+    s3 = s3 + x[base + 3u * I];
+    base = base + 4u * I;
+  }
+  for (; r < R; r = r + 1u) {
+    s0 = s0 + x[base];
+    base = base + I;
+  }
+  out[o] = params.scale * ((s0 + s1) + (s2 + s3));
+}
+
+@compute @workgroup_size(WG)
+fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_id) lid: vec3<u32>) {
+  let o = wid.y * nwg.x + wid.x;
+  let valid = o < params.A * params.I;
+  var s = 0.0;
+  if (valid) {
+    let a = o / params.I;
+    let i = o % params.I;
+    let base = a * params.R * params.I + i;
+    // Blocked lane sum: partial sums of CHUNK values are added to the lane total, so no single
+    // accumulator takes more than R/(WG*CHUNK) + CHUNK additions. (Compensated summation is not
+    // used: drivers that treat float math as reassociable, e.g. Mesa's NIR, erase it.)
+    let step = WG * CHUNK;
+    for (var r0 = lid.x; r0 < params.R; r0 = r0 + step) {
+      var c = 0.0;
+      let r1 = min(r0 + step, params.R);
+      for (var r = r0; r < r1; r = r + WG) {
+        c = c + x[base + r * params.I];
+      }
+      s = s + c;
+    }
+  }
+  partial[lid.x] = s;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+    if (lid.x < stride) {
+      partial[lid.x] = partial[lid.x] + partial[lid.x + stride];
+    }
+    workgroupBarrier();
+  }
+  if (valid && lid.x == 0u) {
+    out[o] = params.scale * partial[0];
+  }
+}

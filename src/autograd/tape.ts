@@ -1,0 +1,203 @@
+/**
+ * Reverse-mode autograd on a dynamic tape.
+ *
+ * Ops call `record()` after computing their output. When gradients are enabled and some input
+ * requires one, the output gets a GradNode holding the inputs, retained handles on the tensors the
+ * backward rule needs, and the rule itself. `backward(loss)` walks the nodes in reverse
+ * topological order; leaf tensors with `requiresGrad` accumulate into `.grad`, frozen tensors
+ * (requiresGrad false) get nothing, and each node's saved tensors are released as soon as its rule
+ * has run. Under `noGrad()` nothing is recorded at all.
+ */
+import type { GradFn } from '../tensor/tensor.js';
+import { Tensor } from '../tensor/tensor.js';
+import { untrack } from '../tensor/scope.js';
+import { fmt, sameShape } from '../util/shape.js';
+
+/** Backward rule: gradient of the output → gradient per input (null where not needed). */
+export type BackwardRule = (grad: Tensor, needs: readonly boolean[]) => readonly (Tensor | null)[];
+
+export interface GradNode extends GradFn {
+  readonly op: string;
+  readonly inputs: readonly Tensor[];
+  saved: Tensor[];
+  rule: BackwardRule | null;
+}
+
+/** Adds `src` into `dst` in place (set by the ops layer, which owns the kernels). */
+export type Accumulator = (dst: Tensor, src: Tensor) => void;
+/** Fills a new tensor of `like`'s shape with ones. */
+export type OnesLike = (like: Tensor) => Tensor;
+
+let gradEnabled = true;
+let accumulate: Accumulator | null = null;
+let onesLike: OnesLike | null = null;
+
+export function setGradHelpers(acc: Accumulator, ones: OnesLike): void {
+  accumulate = acc;
+  onesLike = ones;
+}
+
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording anything on the tape. */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/**
+ * Records `out = op(inputs)`. `save` lists the tensors the rule reads; they are retained until the
+ * rule has run (or the graph is released), whatever the caller disposes meanwhile.
+ * Returns `out`.
+ */
+export function record(
+  op: string,
+  out: Tensor,
+  inputs: readonly Tensor[],
+  save: readonly Tensor[],
+  rule: BackwardRule,
+): Tensor {
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
+  const saved = save.map((t) => {
+    const h = t.view(t.shape);
+    untrack(h);
+    return h;
+  });
+  const node: GradNode = { op, inputs: [...inputs], saved, rule };
+  out.requiresGrad = true;
+  out.gradFn = node;
+  return out;
+}
+
+function releaseNode(n: GradNode): void {
+  for (const s of n.saved) s.dispose();
+  n.saved = [];
+  n.rule = null;
+}
+
+/** Marks a tensor as a trainable leaf. */
+export function param(t: Tensor): Tensor {
+  t.requiresGrad = true;
+  t.gradFn = null;
+  return t;
+}
+
+export interface BackwardOptions {
+  /** Upstream gradient of `root`; defaults to ones (root must then be a scalar or you want sum). */
+  grad?: Tensor;
+  /** Keep the graph for another backward pass. */
+  retainGraph?: boolean;
+}
+
+/**
+ * Computes gradients of `root` with respect to every leaf that requires one, adding them into the
+ * leaves' `.grad` (which survive enclosing tidy() scopes).
+ */
+export function backward(root: Tensor, opts: BackwardOptions = {}): void {
+  if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require grad`);
+  if (!accumulate || !onesLike) throw new Error('backward: ops layer not initialised');
+  const acc = accumulate;
+
+  // Topological order of (tensor, node) pairs reachable from root.
+  const order: Tensor[] = [];
+  const seen = new Set<Tensor>();
+  const stack: [Tensor, number][] = [[root, 0]];
+  seen.add(root);
+  while (stack.length) {
+    const top = stack[stack.length - 1]!;
+    const [t, i] = top;
+    const node = t.gradFn as GradNode | null;
+    const inputs = node?.inputs ?? [];
+    if (i < inputs.length) {
+      top[1]++;
+      const c = inputs[i]!;
+      if (c.requiresGrad && !seen.has(c)) {
+        seen.add(c);
+        stack.push([c, 0]);
+      }
+    } else {
+      stack.pop();
+      order.push(t);
+    }
+  }
+
+  const grads = new Map<Tensor, Tensor>();
+  const ownRootGrad = !opts.grad;
+  const g0 = opts.grad ?? onesLike(root);
+  if (!sameShape(g0.shape, root.shape))
+    throw new Error(`backward: grad shape ${fmt(g0.shape)} does not match ${root.describe()}`);
+  grads.set(root, g0);
+
+  noGrad(() => {
+    for (let k = order.length - 1; k >= 0; k--) {
+      const t = order[k]!;
+      const g = grads.get(t);
+      grads.delete(t);
+      const node = t.gradFn as GradNode | null;
+      if (!node) {
+        // Leaf.
+        if (g) {
+          if (t.grad) {
+            acc(t.grad, g);
+            if (g !== g0 || ownRootGrad) g.dispose();
+          } else {
+            t.grad = g === g0 && !ownRootGrad ? g.view(g.shape) : g;
+            untrack(t.grad);
+          }
+        }
+        continue;
+      }
+      if (!g) continue;
+      if (!node.rule) throw new Error(`backward: the graph through '${node.op}' was already released`);
+      const needs = node.inputs.map((x) => x.requiresGrad);
+      const gs = node.rule(g, needs);
+      if (g !== g0 || ownRootGrad) g.dispose();
+      node.inputs.forEach((x, i) => {
+        const gi = gs[i] ?? null;
+        if (!needs[i]) {
+          gi?.dispose();
+          return;
+        }
+        if (!gi)
+          throw new Error(`backward: '${node.op}' returned no gradient for input ${i} (${x.describe()})`);
+        if (!sameShape(gi.shape, x.shape))
+          throw new Error(`backward: '${node.op}' gave gradient ${fmt(gi.shape)} for input ${x.describe()}`);
+        const prev = grads.get(x);
+        if (prev) {
+          acc(prev, gi);
+          gi.dispose();
+        } else grads.set(x, gi);
+      });
+      if (!opts.retainGraph) {
+        releaseNode(node);
+        t.gradFn = null;
+      }
+    }
+  });
+  for (const g of grads.values()) g.dispose();
+}
+
+/** Drops the graph behind `t` without computing gradients (frees saved tensors). */
+export function releaseGraph(t: Tensor): void {
+  const seen = new Set<Tensor>();
+  const stack = [t];
+  while (stack.length) {
+    const x = stack.pop()!;
+    if (seen.has(x)) continue;
+    seen.add(x);
+    const n = x.gradFn as GradNode | null;
+    if (!n) continue;
+    for (const i of n.inputs) stack.push(i);
+    releaseNode(n);
+    x.gradFn = null;
+  }
+}
+
+export { Tensor };

@@ -1,0 +1,400 @@
+/**
+ * Gpu: the one object that talks to a GPUDevice. Everything above it (kernels, ops, models)
+ * records work through `dispatch`, moves data with `upload`/`read`/`copy`, and never sees the
+ * device itself.
+ *
+ * Work is recorded into one command encoder and compute pass and submitted in batches: on
+ * readback, on `flush()`, or every `maxDispatchesPerSubmit` dispatches. Validation and
+ * out-of-memory errors arrive asynchronously in WebGPU; they are collected with error scopes and
+ * thrown at the next sync point (`read`, `sync`) naming the kernels in the failing batch. A lost
+ * device makes every later call throw DeviceLostError with the reason.
+ */
+import { BufferPool, type PoolStats, type PoolUsage } from './pool.js';
+import { DeviceLostError, GpuError, GpuOutOfMemoryError, GpuValidationError } from './errors.js';
+import type { KernelSpec } from './kernel.js';
+import { PipelineCache } from './pipelines.js';
+import { packUniforms, uniformByteSize } from './uniforms.js';
+
+export interface AdapterProfile {
+  /** 'cpu' for software adapters (lavapipe, SwiftShader, WARP), else 'gpu'. Tilings key on this. */
+  kind: 'cpu' | 'gpu';
+  description: string;
+  /** The `subgroups` feature is enabled on the device. */
+  subgroups: boolean;
+  maxInvocationsPerWorkgroup: number;
+  maxWorkgroupSizeX: number;
+  maxWorkgroupStorageBytes: number;
+  maxStorageBindingBytes: number;
+  maxBufferBytes: number;
+  minStorageOffsetAlignment: number;
+  maxWorkgroupsPerDimension: number;
+}
+
+export interface GpuOptions {
+  device: GPUDevice;
+  /** Adapter info, for choosing tilings; taken from device.adapterInfo when absent. */
+  adapterInfo?: GPUAdapterInfo | undefined;
+  /** True when the engine created the device and may destroy it. A caller's device is never destroyed. */
+  owned?: boolean;
+  /** Overrides of the detected profile, e.g. `{ subgroups: false }` to run the plain kernel variants. */
+  profile?: Partial<AdapterProfile>;
+  maxDispatchesPerSubmit?: number;
+  /** Log every dispatch to console.debug (debug knob; also SAMLST_LOG_DISPATCH=1 in Node). */
+  logDispatches?: boolean;
+}
+
+export interface Binding {
+  buffer: GPUBuffer;
+  offset?: number;
+  size?: number;
+}
+
+export interface GpuStats {
+  pool: PoolStats;
+  pipelinesCreated: number;
+  pipelines: number;
+  dispatches: number;
+  submits: number;
+  uniformBuffers: number;
+}
+
+const SOFTWARE = /llvmpipe|lavapipe|swiftshader|software|warp|microsoft basic render/i;
+
+export function detectProfile(device: GPUDevice, info: GPUAdapterInfo | undefined): AdapterProfile {
+  const l = device.limits;
+  const description = info
+    ? [info.vendor, info.architecture, info.description].filter(Boolean).join(' ')
+    : '';
+  return {
+    kind: SOFTWARE.test(description) ? 'cpu' : 'gpu',
+    description,
+    subgroups: device.features.has('subgroups'),
+    maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
+    maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
+    maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
+    maxStorageBindingBytes: l.maxStorageBufferBindingSize,
+    maxBufferBytes: l.maxBufferSize,
+    minStorageOffsetAlignment: l.minStorageBufferOffsetAlignment,
+    maxWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+  };
+}
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly profile: AdapterProfile;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  readonly owned: boolean;
+
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private batchKernels = new Set<string>();
+  private batchBuffers = new Set<GPUBuffer>();
+  private batchDispatches = 0;
+  private readonly maxDispatchesPerSubmit: number;
+  private readonly logDispatches: boolean;
+  private readonly uniformCache = new Map<string, GPUBuffer>();
+  private readonly uniformCap = 4096;
+  private destroyAfterSubmit: GPUBuffer[] = [];
+  private readonly pendingChecks: Promise<void>[] = [];
+  private readonly asyncErrors: GpuError[] = [];
+  private lostInfo: { reason: string; message: string } | null = null;
+  private destroyed = false;
+  private counters = { dispatches: 0, submits: 0 };
+
+  constructor(opts: GpuOptions) {
+    this.device = opts.device;
+    this.owned = opts.owned ?? false;
+    const info =
+      opts.adapterInfo ?? (opts.device as GPUDevice & { adapterInfo?: GPUAdapterInfo }).adapterInfo;
+    this.profile = { ...detectProfile(opts.device, info), ...opts.profile };
+    if (opts.profile?.subgroups && !opts.device.features.has('subgroups'))
+      throw new GpuError(
+        'profile asks for subgroups but the device was created without the subgroups feature',
+      );
+    this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 256;
+    this.logDispatches =
+      opts.logDispatches ?? (typeof process !== 'undefined' && process.env?.SAMLST_LOG_DISPATCH === '1');
+    this.pipelines = new PipelineCache(this.device);
+    this.pool = new BufferPool(
+      { createBuffer: (d) => this.createBufferChecked(d) },
+      this.profile.maxBufferBytes,
+    );
+    void this.device.lost.then((info) => {
+      this.lostInfo = { reason: String(info.reason), message: info.message };
+    });
+    const onErr = (ev: Event) => {
+      const e = (ev as GPUUncapturedErrorEvent).error;
+      this.asyncErrors.push(new GpuValidationError(`uncaptured WebGPU error: ${e.message}`));
+    };
+    if (typeof this.device.addEventListener === 'function')
+      this.device.addEventListener('uncapturederror', onErr);
+  }
+
+  // ---------------------------------------------------------------- memory
+
+  /** A pooled storage buffer of at least `bytes`. `what` names the tensor in out-of-memory errors. */
+  alloc(bytes: number, what?: string, usage: PoolUsage = 'storage'): GPUBuffer {
+    this.assertAlive();
+    return this.pool.acquire(bytes, usage, what);
+  }
+
+  free(buffer: GPUBuffer): void {
+    if (this.destroyed) return;
+    this.pool.release(buffer);
+  }
+
+  /** Writes host data into a buffer, after any recorded work that still uses that buffer. */
+  upload(buffer: GPUBuffer, offset: number, data: ArrayBufferView): void {
+    this.assertAlive();
+    if (this.batchBuffers.has(buffer)) this.flush();
+    let view = data;
+    // queue.writeBuffer rejects views over a SharedArrayBuffer: copy those.
+    if (typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer) {
+      view = new Uint8Array(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    }
+    if (view.byteLength % 4 !== 0) {
+      const padded = new Uint8Array(Math.ceil(view.byteLength / 4) * 4);
+      padded.set(new Uint8Array(view.buffer, view.byteOffset, view.byteLength));
+      view = padded;
+    }
+    this.device.queue.writeBuffer(buffer, offset, view.buffer, view.byteOffset, view.byteLength);
+  }
+
+  /** Records a buffer-to-buffer copy in order with the dispatches. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.assertAlive();
+    const enc = this.commandEncoder();
+    enc.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.batchBuffers.add(src).add(dst);
+  }
+
+  /** Records a zero fill of a buffer range, in order with the dispatches. */
+  clear(buffer: GPUBuffer, offset = 0, bytes?: number): void {
+    this.assertAlive();
+    this.commandEncoder().clearBuffer(buffer, offset, bytes);
+    this.batchBuffers.add(buffer);
+  }
+
+  /** Reads `bytes` from `buffer` at `offset` after all recorded work. */
+  async read(buffer: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
+    this.assertAlive();
+    const size = Math.ceil(bytes / 4) * 4;
+    if (size === 0) return new ArrayBuffer(0);
+    const staging = this.pool.acquire(size, 'readback', 'a readback');
+    this.copy(buffer, offset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ, 0, size);
+    } catch (e) {
+      this.assertAlive();
+      await this.checkErrors();
+      throw new GpuError(`readback failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange(0, size).slice(0, bytes);
+    staging.unmap();
+    this.pool.release(staging);
+    await this.checkErrors();
+    return out;
+  }
+
+  // ---------------------------------------------------------------- dispatch
+
+  /**
+   * Records one dispatch of `spec`. `bindings` are the storage buffers in binding order; the
+   * uniform buffer is derived from `uniforms` (content-cached); `workgroups` is the grid.
+   */
+  dispatch(
+    spec: KernelSpec,
+    bindings: readonly Binding[],
+    uniforms: Readonly<Record<string, number>>,
+    workgroups: readonly [number, number?, number?],
+    overrides: Readonly<Record<string, number>> = {},
+  ): void {
+    this.assertAlive();
+    if (bindings.length !== spec.storage.length)
+      throw new GpuError(
+        `kernel '${spec.name}': expected ${spec.storage.length} storage bindings (${spec.storage.map((s) => s[0]).join(', ')}), got ${bindings.length}`,
+      );
+    const [x, y = 1, z = 1] = workgroups;
+    const maxWg = this.profile.maxWorkgroupsPerDimension;
+    if (x > maxWg || y > maxWg || z > maxWg)
+      throw new GpuError(
+        `kernel '${spec.name}': grid [${x}, ${y}, ${z}] exceeds ${maxWg} workgroups per dimension`,
+      );
+    if (x === 0 || y === 0 || z === 0) return;
+    const { pipeline, layout } = this.pipelines.get(spec, overrides);
+    const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
+      const size = b.size ?? b.buffer.size - (b.offset ?? 0);
+      if (size > this.profile.maxStorageBindingBytes)
+        throw new GpuError(
+          `kernel '${spec.name}': binding '${spec.storage[i]?.[0]}' is ${size} bytes, over the adapter's ` +
+            `maxStorageBufferBindingSize ${this.profile.maxStorageBindingBytes}; the caller must split it`,
+        );
+      this.batchBuffers.add(b.buffer);
+      return { binding: i, resource: { buffer: b.buffer, offset: b.offset ?? 0, size } };
+    });
+    if (spec.uniformStruct) {
+      entries.push({
+        binding: spec.storage.length,
+        resource: { buffer: this.uniformBuffer(spec, uniforms) },
+      });
+    } else if (Object.keys(uniforms).length) {
+      throw new GpuError(`kernel '${spec.name}' takes no uniforms`);
+    }
+    const bindGroup = this.device.createBindGroup({ layout, entries, label: spec.name });
+    const pass = this.computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.logDispatches) console.debug(`[dispatch] ${spec.name} grid=[${x},${y},${z}]`, uniforms);
+    this.batchKernels.add(spec.name);
+    this.counters.dispatches++;
+    if (++this.batchDispatches >= this.maxDispatchesPerSubmit) this.flush();
+  }
+
+  private uniformBuffer(spec: KernelSpec, values: Readonly<Record<string, number>>): GPUBuffer {
+    const data = packUniforms(spec.name, spec.uniforms, values);
+    const key = `${uniformByteSize(spec.uniforms)}:${data.join(',')}`;
+    let buf = this.uniformCache.get(key);
+    if (buf) {
+      this.uniformCache.delete(key);
+      this.uniformCache.set(key, buf);
+      return buf;
+    }
+    buf = this.device.createBuffer({
+      size: data.byteLength,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      mappedAtCreation: true,
+      label: `uniform:${spec.name}`,
+    });
+    new Uint32Array(buf.getMappedRange()).set(data);
+    buf.unmap();
+    this.uniformCache.set(key, buf);
+    if (this.uniformCache.size > this.uniformCap) {
+      const oldest = this.uniformCache.keys().next().value as string;
+      this.destroyAfterSubmit.push(this.uniformCache.get(oldest)!);
+      this.uniformCache.delete(oldest);
+    }
+    return buf;
+  }
+
+  private commandEncoder(): GPUCommandEncoder {
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    if (!this.encoder) this.encoder = this.device.createCommandEncoder({ label: 'samlst' });
+    return this.encoder;
+  }
+
+  private computePass(): GPUComputePassEncoder {
+    if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
+    return this.pass;
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder || this.destroyed || this.lostInfo) return;
+    if (this.pass) {
+      this.pass.end();
+      this.pass = null;
+    }
+    const kernels = [...this.batchKernels].join(', ') || 'copies only';
+    const dev = this.device;
+    dev.pushErrorScope('out-of-memory');
+    dev.pushErrorScope('validation');
+    dev.queue.submit([this.encoder.finish()]);
+    const validation = dev.popErrorScope();
+    const oom = dev.popErrorScope();
+    this.pendingChecks.push(
+      validation.then((e) => {
+        if (e)
+          this.asyncErrors.push(
+            new GpuValidationError(`WebGPU validation error in [${kernels}]: ${e.message}`),
+          );
+      }),
+      oom.then((e) => {
+        if (e)
+          this.asyncErrors.push(new GpuValidationError(`device out of memory in [${kernels}]: ${e.message}`));
+      }),
+    );
+    this.encoder = null;
+    this.batchKernels.clear();
+    this.batchBuffers.clear();
+    this.batchDispatches = 0;
+    this.counters.submits++;
+    for (const b of this.destroyAfterSubmit) b.destroy();
+    this.destroyAfterSubmit = [];
+  }
+
+  /** Submits, waits for the device to finish, and throws any error it reported. */
+  async sync(): Promise<void> {
+    this.assertAlive();
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.checkErrors();
+  }
+
+  /** Throws the first asynchronous error (compile, validation, out-of-memory, lost) seen so far. */
+  async checkErrors(): Promise<void> {
+    await Promise.all(this.pendingChecks.splice(0));
+    await this.pipelines.check();
+    this.assertAlive();
+    const e = this.asyncErrors.shift();
+    if (e) {
+      this.asyncErrors.length = 0;
+      throw e;
+    }
+  }
+
+  /** Releases the pool's free buffers (after submitting pending work). */
+  trim(): void {
+    this.flush();
+    this.pool.trim();
+  }
+
+  stats(): GpuStats {
+    return {
+      pool: this.pool.stats(),
+      pipelinesCreated: this.pipelines.created,
+      pipelines: this.pipelines.size,
+      dispatches: this.counters.dispatches,
+      submits: this.counters.submits,
+      uniformBuffers: this.uniformCache.size,
+    };
+  }
+
+  get lost(): boolean {
+    return this.lostInfo !== null;
+  }
+
+  /** Frees every GPU object this layer made; destroys the device only if it owns it. */
+  destroy(): void {
+    if (this.destroyed) return;
+    if (!this.lostInfo) this.flush();
+    this.destroyed = true;
+    this.pool.destroyAll();
+    for (const b of this.uniformCache.values()) b.destroy();
+    this.uniformCache.clear();
+    if (this.owned) this.device.destroy();
+  }
+
+  assertAlive(): void {
+    if (this.lostInfo) throw new DeviceLostError(this.lostInfo.reason, this.lostInfo.message);
+    if (this.destroyed) throw new GpuError('this engine has been disposed');
+  }
+
+  private createBufferChecked(desc: GPUBufferDescriptor): GPUBuffer {
+    const dev = this.device;
+    dev.pushErrorScope('out-of-memory');
+    const buf = dev.createBuffer(desc);
+    this.pendingChecks.push(
+      dev.popErrorScope().then((e) => {
+        if (e)
+          this.asyncErrors.push(new GpuOutOfMemoryError(desc.size, this.profile.maxBufferBytes, `a buffer`));
+      }),
+    );
+    return buf;
+  }
+}

@@ -1,0 +1,10 @@
+/** The differentiable op set. Importing this module wires the autograd tape to the kernels. */
+import { setGradHelpers } from '../autograd/tape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { addInPlace, fill } from './elementwise.js';
+
+setGradHelpers(addInPlace, (like) => fill(Tensor.empty(like.gpu, like.shape), 1));
+
+export * from './elementwise.js';
+export * from './reduce.js';
+export * from './reshape.js';

@@ -1,0 +1,229 @@
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { backward, param } from '../../src/autograd/tape.js';
+import type { Gpu } from '../../src/gpu/device.js';
+import * as ops from '../../src/ops/index.js';
+import { runFill } from '../../src/kernels/elementwise.js';
+import { Tensor } from '../../src/tensor/tensor.js';
+import { tidy } from '../../src/tensor/scope.js';
+import * as ref from '../reference/elementwise.js';
+import {
+  assertClose,
+  closeTestGpus,
+  finiteDiff,
+  kernelCase,
+  randn,
+  rng,
+  testGpu,
+  upload,
+} from '../helpers.js';
+
+let gpu: Gpu;
+beforeAll(async () => {
+  gpu = await testGpu();
+});
+afterAll(closeTestGpus);
+
+const SIZES = [1, 7, 257, 4099];
+
+describe('unary forward and backward vs CPU reference', () => {
+  const cases = [
+    ['relu', ops.relu, ref.relu, (x: number) => (x > 0 ? 1 : 0)],
+    ['gelu', ops.gelu, ref.gelu, ref.geluGrad],
+    ['sigmoid', ops.sigmoid, ref.sigmoid, (x: number) => ref.sigmoid(x) * (1 - ref.sigmoid(x))],
+  ] as const;
+  for (const [name, op, f, df] of cases) {
+    test.each(SIZES)(`${name} n=%i`, async (n) => {
+      const r = rng(n);
+      const xd = randn(r, n, 3);
+      const dyd = randn(r, n);
+      const x = param(upload(gpu, { data: xd, shape: [n] }));
+      const y = op(x);
+      backward(y, { grad: upload(gpu, { data: dyd, shape: [n] }) });
+      assertClose(await y.read(), ref.map(xd, f), { atol: 2e-6, rtol: 2e-6, name: `${name} y` });
+      const want = ref.map(xd, df).map((v, i) => v * dyd[i]!);
+      assertClose(await x.grad!.read(), want, { atol: 2e-6, rtol: 2e-5, name: `${name} dx` });
+    });
+  }
+
+  test('gelu reference derivative agrees with finite differences', () => {
+    const xs = Float64Array.from([-5, -2.5, -1, -0.3, 0, 0.2, 1.1, 2.6, 6]);
+    const fd = finiteDiff((v) => v.reduce((s, t) => s + ref.gelu(t), 0), xs, [...xs.keys()], 1e-5);
+    assertClose(fd, ref.map(xs, ref.geluGrad), { atol: 1e-7, rtol: 1e-6, name: 'gelu FD' });
+  });
+
+  test('gelu matches the PyTorch fixture (forward and backward)', async () => {
+    const c = kernelCase('gelu_erf');
+    const x = param(upload(gpu, c.get('x')));
+    const y = ops.gelu(x);
+    backward(y, { grad: upload(gpu, c.get('dy')) });
+    assertClose(await y.read(), c.f32('y'), { ...c.tol('y'), name: 'gelu y' });
+    assertClose(await x.grad!.read(), c.f32('dx'), { ...c.tol('dx'), name: 'gelu dx' });
+  });
+});
+
+describe('binary ops with broadcasting', () => {
+  const shapes: [number[], number[]][] = [
+    [[5], [5]],
+    [[3, 5], [5]],
+    [
+      [2, 3, 1, 7],
+      [3, 5, 1],
+    ],
+    [
+      [4, 1, 6],
+      [1, 9, 1],
+    ],
+    [[2, 3, 4, 5, 6, 7, 2], [1]],
+  ];
+  const fns = {
+    add: [ops.add, (a: number, b: number) => a + b, (_a: number, _b: number) => [1, 1]],
+    sub: [ops.sub, (a: number, b: number) => a - b, () => [1, -1]],
+    mul: [ops.mul, (a: number, b: number) => a * b, (a: number, b: number) => [b, a]],
+    div: [ops.div, (a: number, b: number) => a / b, (a: number, b: number) => [1 / b, -a / (b * b)]],
+  } as const;
+  for (const [name, [op, f, df]] of Object.entries(fns)) {
+    test.each(shapes)(`${name} %j x %j`, async (as, bs) => {
+      const r = rng(as.length * 31 + bs.length);
+      const na = as.reduce((x, y) => x * y, 1);
+      const nb = bs.reduce((x, y) => x * y, 1);
+      const ad = randn(r, na);
+      const bd = Float32Array.from(randn(r, nb), (v) =>
+        name === 'div' ? Math.sign(v || 1) * (1 + Math.abs(v)) : v,
+      );
+      const want = ref.broadcastBinary(ad, as, bd, bs, f);
+      const dyd = randn(r, want.data.length);
+      const a = param(upload(gpu, { data: ad, shape: as }));
+      const b = param(upload(gpu, { data: bd, shape: bs }));
+      const y = op(a, b);
+      expect([...y.shape]).toEqual(want.shape);
+      backward(y, { grad: upload(gpu, { data: dyd, shape: want.shape }) });
+      assertClose(await y.read(), want.data, { atol: 1e-5, rtol: 1e-5, name: `${name} y` });
+      const ga = ref.broadcastBinary(ad, as, bd, bs, (x, z) => df(x, z)[0]!);
+      const gb = ref.broadcastBinary(ad, as, bd, bs, (x, z) => df(x, z)[1]!);
+      const dA = ref.sumTo(
+        ga.data.map((v, i) => v * dyd[i]!),
+        want.shape,
+        as,
+      );
+      const dB = ref.sumTo(
+        gb.data.map((v, i) => v * dyd[i]!),
+        want.shape,
+        bs,
+      );
+      assertClose(await a.grad!.read(), dA, { atol: 1e-4, rtol: 1e-4, name: `${name} da` });
+      assertClose(await b.grad!.read(), dB, { atol: 1e-4, rtol: 1e-4, name: `${name} db` });
+    });
+  }
+
+  test('incompatible shapes name the op and both shapes', () => {
+    const a = Tensor.zeros(gpu, [2, 3]);
+    const b = Tensor.zeros(gpu, [4]);
+    expect(() => ops.add(a, b)).toThrow(/add: shapes \[2, 3\] and \[4\] do not broadcast/);
+  });
+});
+
+describe('reductions and layout ops', () => {
+  test.each([
+    [[7], [0]],
+    [[3, 5, 4], [1]],
+    [
+      [3, 5, 4],
+      [0, 2],
+    ],
+    [
+      [2, 3, 5, 7],
+      [0, 2, 3],
+    ],
+    [[1000, 3], [0]],
+    [[3, 2000], [1]],
+  ])('sum %j over %j', async (shape, axes) => {
+    const r = rng(shape.length * 7 + axes.length);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const xd = randn(r, n);
+    const x = param(upload(gpu, { data: xd, shape }));
+    const y = ops.sum(x, axes, { keepDims: true });
+    const target = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    assertClose(await y.read(), ref.sumTo(xd, shape, target), { atol: 1e-4, rtol: 1e-5, name: 'sum' });
+    const dyd = randn(r, y.size);
+    backward(y, { grad: upload(gpu, { data: dyd, shape: y.shape }) });
+    const want = ref.broadcastBinary(new Float64Array(n), shape, dyd, target, (_a, b) => b).data;
+    assertClose(await x.grad!.read(), want, { atol: 1e-6, rtol: 0, name: 'sum dx' });
+  });
+
+  test('sum over many elements uses the wide path and stays accurate', async () => {
+    const n = 1_000_003;
+    const xd = new Float32Array(n).fill(0.1);
+    const x = upload(gpu, { data: xd, shape: [n] });
+    const y = ops.sum(x);
+    const got = (await y.read())[0]!;
+    expect(Math.abs(got - n * 0.1)).toBeLessThan(n * 0.1 * 1e-5);
+  });
+
+  test('permute, pad, slice and concat forward and backward', async () => {
+    const r = rng(99);
+    const shape = [2, 3, 4, 5, 3];
+    const xd = randn(r, 360);
+    const x = param(upload(gpu, { data: xd, shape }));
+    const perm = [4, 0, 3, 1, 2];
+    const p = ops.permute(x, perm);
+    assertClose(await p.read(), ref.permute(xd, shape, perm), { atol: 0, rtol: 0, name: 'permute' });
+    const padded = ops.pad(p, [
+      [0, 0],
+      [1, 0],
+      [0, 2],
+      [0, 0],
+      [1, 1],
+    ]);
+    expect([...padded.shape]).toEqual([3, 3, 7, 3, 6]);
+    const back = ops.slice(padded, [0, 1, 0, 0, 1], [3, 2, 5, 3, 4]);
+    assertClose(await back.read(), await p.read(), { atol: 0, rtol: 0, name: 'pad+slice' });
+    const cat = ops.concat([back, p], 1);
+    expect([...cat.shape]).toEqual([3, 4, 5, 3, 4]);
+    const loss = ops.sum(ops.mul(cat, cat));
+    backward(loss);
+    // d/dx sum(2 * x^2) over both copies = 4x
+    assertClose(
+      await x.grad!.read(),
+      Float64Array.from(xd, (v) => 4 * v),
+      { atol: 1e-5, rtol: 1e-5, name: 'dx' },
+    );
+  });
+
+  test('a grid over 65535 workgroups is folded and fully covered', async () => {
+    const n = 256 * 70_000 + 3;
+    const t = Tensor.empty(gpu, [n]);
+    runFill(t, 2.5);
+    const d = await t.read();
+    expect(d[0]).toBe(2.5);
+    expect(d[n - 1]).toBe(2.5);
+    expect(d.every((v) => v === 2.5)).toBe(true);
+    t.dispose();
+  });
+});
+
+describe('memory and pipelines', () => {
+  test('100 forward+backward steps keep pool bytes flat and create no pipelines', async () => {
+    const r = rng(5);
+    const w = param(upload(gpu, { data: randn(r, 64), shape: [8, 8] }));
+    const xin = upload(gpu, { data: randn(r, 256), shape: [4, 8, 8] });
+    const step = () =>
+      tidy(() => {
+        const h = ops.gelu(ops.mul(xin, w));
+        const y = ops.sum(ops.add(h, ops.permute(h, [0, 2, 1])), [1, 2]);
+        backward(ops.sum(ops.square(y)));
+      });
+    // Two warm-up steps: the first creates the leaf gradient, the second accumulates into it.
+    step();
+    step();
+    await gpu.sync();
+    const before = gpu.stats();
+    for (let i = 0; i < 100; i++) step();
+    await gpu.sync();
+    const after = gpu.stats();
+    expect(after.pool.liveBytes).toBe(before.pool.liveBytes);
+    expect(after.pool.liveBuffers).toBe(before.pool.liveBuffers);
+    expect(after.pipelinesCreated).toBe(before.pipelinesCreated);
+    expect(after.pool.created).toBe(before.pool.created);
+    expect(after.dispatches).toBeGreaterThan(before.dispatches + 100 * 8);
+  });
+});
