@@ -2,8 +2,9 @@
  * Reverse-mode autograd on a dynamic tape.
  *
  * Ops call `record()` after computing their output. When gradients are enabled and some input
- * requires one, the output gets a GradNode holding the inputs, retained handles on the tensors the
- * backward rule needs, and the rule itself. `backward(loss)` walks the nodes in reverse
+ * requires one, the output gets a GradNode holding the inputs, the tensors the backward rule needs
+ * (pinned: a dispose() by the caller or a tidy() scope is deferred until the rule has run, so rules
+ * may simply close over the op's own tensors), and the rule itself. `backward(loss)` walks the nodes in reverse
  * topological order; leaf tensors with `requiresGrad` accumulate into `.grad`, frozen tensors
  * (requiresGrad false) get nothing, and each node's saved tensors are released as soon as its rule
  * has run. Under `noGrad()` nothing is recorded at all.
@@ -53,8 +54,8 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /**
- * Records `out = op(inputs)`. `save` lists the tensors the rule reads; they are retained until the
- * rule has run (or the graph is released), whatever the caller disposes meanwhile.
+ * Records `out = op(inputs)`. `save` lists the tensors whose DATA the rule reads; they are pinned
+ * until the rule has run (or the graph is released), whatever the caller disposes meanwhile.
  * Returns `out`.
  */
 export function record(
@@ -65,11 +66,8 @@ export function record(
   rule: BackwardRule,
 ): Tensor {
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
-  const saved = save.map((t) => {
-    const h = t.view(t.shape);
-    untrack(h);
-    return h;
-  });
+  for (const t of save) t.pin();
+  const saved = [...save];
   const node: GradNode = { op, inputs: [...inputs], saved, rule };
   out.requiresGrad = true;
   out.gradFn = node;
@@ -77,7 +75,7 @@ export function record(
 }
 
 function releaseNode(n: GradNode): void {
-  for (const s of n.saved) s.dispose();
+  for (const s of n.saved) s.unpin();
   n.saved = [];
   n.rule = null;
 }
@@ -155,7 +153,10 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
         continue;
       }
       if (!g) continue;
-      if (!node.rule) throw new Error(`backward: the graph through '${node.op}' was already released`);
+      if (!node.rule)
+        throw new Error(
+          `backward: the graph through '${node.op}' was already released (pass retainGraph to backward twice)`,
+        );
       const needs = node.inputs.map((x) => x.requiresGrad);
       const gs = node.rule(g, needs);
       if (g !== g0 || ownRootGrad) g.dispose();
@@ -175,10 +176,9 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
           gi.dispose();
         } else grads.set(x, gi);
       });
-      if (!opts.retainGraph) {
-        releaseNode(node);
-        t.gradFn = null;
-      }
+      // The node stays attached with its rule cleared, so a second backward through it is an
+      // error rather than silently treating `t` as a leaf.
+      if (!opts.retainGraph) releaseNode(node);
     }
   });
   for (const g of grads.values()) g.dispose();
@@ -194,9 +194,9 @@ export function releaseGraph(t: Tensor): void {
     seen.add(x);
     const n = x.gradFn as GradNode | null;
     if (!n) continue;
+    if (!n.rule) continue;
     for (const i of n.inputs) stack.push(i);
     releaseNode(n);
-    x.gradFn = null;
   }
 }
 

@@ -336,16 +336,23 @@ export class Gpu {
     await this.checkErrors();
   }
 
-  /** Throws the first asynchronous error (compile, validation, out-of-memory, lost) seen so far. */
+  /**
+   * Throws the first asynchronous error (compile, validation, out-of-memory, lost) seen so far.
+   * A compile error wins over the validation errors it causes; all pending errors are cleared.
+   */
   async checkErrors(): Promise<void> {
     await Promise.all(this.pendingChecks.splice(0));
-    await this.pipelines.check();
-    this.assertAlive();
-    const e = this.asyncErrors.shift();
-    if (e) {
-      this.asyncErrors.length = 0;
-      throw e;
+    let compileError: unknown = null;
+    try {
+      await this.pipelines.check();
+    } catch (e) {
+      compileError = e;
     }
+    this.assertAlive();
+    const first = this.asyncErrors[0];
+    this.asyncErrors.length = 0;
+    if (compileError) throw compileError;
+    if (first) throw first;
   }
 
   /** Releases the pool's free buffers (after submitting pending work). */

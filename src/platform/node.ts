@@ -1,7 +1,6 @@
 /**
  * Node: a GPUDevice from Dawn (npm package `webgpu`). Only the CLI, tests and benchmarks import
- * this file. The Dawn GPU object is kept referenced for the life of the device (Dawn aborts if it
- * is collected while buffers are mapped) and released by `close()` so the process can exit.
+ * this file.
  */
 import { acquireDevice, type AcquireOptions } from '../gpu/acquire.js';
 
@@ -11,7 +10,13 @@ export interface NodeDevice {
   close(): void;
 }
 
-let dawn: { gpu: GPU; users: number } | null = null;
+// One Dawn instance per process, kept referenced: Dawn aborts if it is garbage-collected while
+// work is in flight. releaseDawn() drops it so a CLI process can exit on its own.
+let dawn: { gpu: GPU } | null = null;
+
+export function releaseDawn(): void {
+  dawn = null;
+}
 
 export async function createNodeDevice(
   opts: AcquireOptions & { backend?: string } = {},
@@ -27,11 +32,9 @@ export async function createNodeDevice(
       throw new Error(`the 'webgpu' package (Dawn for Node) is not installed: ${(e as Error).message}`);
     }
     Object.assign(globalThis, mod.globals);
-    dawn = { gpu: mod.create([]), users: 0 };
+    dawn = { gpu: mod.create([]) };
   }
-  const holder = dawn;
-  const { device, info } = await acquireDevice(holder.gpu, opts);
-  holder.users++;
+  const { device, info } = await acquireDevice(dawn.gpu, opts);
   let closed = false;
   return {
     device,
@@ -40,7 +43,6 @@ export async function createNodeDevice(
       if (closed) return;
       closed = true;
       device.destroy();
-      if (--holder.users === 0 && dawn === holder) dawn = null;
     },
   };
 }

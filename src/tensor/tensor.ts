@@ -45,6 +45,8 @@ export class Tensor {
   gradFn: GradFn | null = null;
   name: string | undefined;
   private store: Storage | null;
+  private pins = 0;
+  private disposeRequested = false;
 
   constructor(
     storage: Storage,
@@ -140,10 +142,32 @@ export class Tensor {
     return this;
   }
 
+  /**
+   * Releases this handle's storage. A tensor pinned by the autograd tape (saved for a backward
+   * rule) stays readable until the tape unpins it; the release happens then.
+   */
   dispose(): void {
     if (!this.store) return;
+    if (this.pins > 0) {
+      this.disposeRequested = true;
+      return;
+    }
     this.store.release();
     this.store = null;
+  }
+
+  /** Keeps the storage alive past dispose() until unpin(); used by the tape for saved tensors. */
+  pin(): void {
+    if (!this.store) throw new Error(`cannot save ${this.describe()} for backward: it was disposed`);
+    this.pins++;
+  }
+
+  unpin(): void {
+    if (this.pins <= 0) throw new Error(`unpin of ${this.describe()} without pin`);
+    if (--this.pins === 0 && this.disposeRequested) {
+      this.disposeRequested = false;
+      this.dispose();
+    }
   }
 
   async read(): Promise<Float32Array | Int32Array> {
