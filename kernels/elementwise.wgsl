@@ -6,7 +6,11 @@
 //   last: var<uniform> params: Params
 // Dispatch: 1-D over elements; WG threads per workgroup, grid folded into (x, y) so grids above
 //   65535 workgroups work: linear index = (wid.y * num_workgroups.x + wid.x) * WG + lid.x.
-// Tiling: none (memory bound); one element per invocation, bounds-checked against params.n.
+// Tiling: none (memory bound). Scalar entries take one element per invocation, bounds-checked
+//   against params.n. The *4 entries take one vec4 per invocation over ceil(n/4) vec4s: lavapipe
+//   loads a vec4 lane in about the time of half an f32 lane, so they move ~8x more data per
+//   load. They read and write the whole last vec4, so every binding must span ceil(n/4)*16 bytes
+//   (pool buffers always do; the TS side falls back to the scalar entries otherwise).
 // Numerics: f32 throughout. GELU is exact (erf via Abramowitz-Stegun 7.1.26 refined to ~1e-7 abs,
 //   see erf_f32); sigmoid is evaluated on -|x| so it never overflows.
 // Override constants: WG (workgroup size), OP (operation code, see each entry).
@@ -33,6 +37,15 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;
 
+// vec4 views for the *4 entries.
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> y4: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read_write> out14: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read_write> acc4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> src4: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read_write> dst4: array<vec4<f32>>;
+
 // In-place entries bind their accumulator at binding 0 instead.
 @group(0) @binding(0) var<storage, read_write> acc: array<f32>;
 @group(0) @binding(1) var<storage, read> src: array<f32>;
@@ -55,13 +68,13 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
 }
 
 // erf for f32: sign(x) * (1 - t*exp(-x^2 + poly(t))), Numerical Recipes erfc (fractional error < 1.2e-7).
-fn erf_f32(x: f32) -> f32 {
-  let z = abs(x);
+fn erf_f32(u: f32) -> f32 {
+  let z = abs(u);
   let t = 1.0 / (1.0 + 0.5 * z);
   let p = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
           t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
   let r = 1.0 - t * exp(p);
-  return select(-r, r, x >= 0.0);
+  return select(-r, r, u >= 0.0);
 }
 
 fn sigmoid_f32(v: f32) -> f32 {
@@ -205,4 +218,98 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     v = x[src_i];
   }
   out1[i] = v;
+}
+
+// ---------------------------------------------------------------- vec4 entries (see header)
+
+fn erf4(v: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(erf_f32(v.x), erf_f32(v.y), erf_f32(v.z), erf_f32(v.w));
+}
+
+fn sigmoid4(v: vec4<f32>) -> vec4<f32> {
+  let e = exp(-abs(v));
+  return select(e / (1.0 + e), 1.0 / (1.0 + e), v >= vec4<f32>(0.0));
+}
+
+fn unary_op4(v: vec4<f32>) -> vec4<f32> {
+  switch OP {
+    case 0u: { return max(v, vec4<f32>(0.0)); }
+    case 1u: { return 0.5 * v * (1.0 + erf4(v * INV_SQRT2)); }
+    case 2u: { return sigmoid4(v); }
+    case 3u: { return params_un.alpha * v + params_un.beta; }
+    case 4u: { return exp(v); }
+    case 5u: { return v * v; }
+    case 6u: { return sqrt(v); }
+    default: { return abs(v); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn unary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= (params_un.n + 3u) / 4u) { return; }
+  out14[i] = unary_op4(x4[i]);
+}
+
+@compute @workgroup_size(WG)
+fn unary_grad4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= (params.n + 3u) / 4u) { return; }
+  let v = x4[i];
+  let g = y4[i];
+  var d: vec4<f32>;
+  switch OP {
+    case 0u: { d = select(vec4<f32>(0.0), g, v > vec4<f32>(0.0)); }
+    case 1u: {
+      let cdf = 0.5 * (1.0 + erf4(v * INV_SQRT2));
+      let pdf = INV_SQRT_2PI * exp(-0.5 * v * v);
+      d = g * (cdf + v * pdf);
+    }
+    default: { d = g * v * (1.0 - v); }
+  }
+  out4[i] = d;
+}
+
+// Same-shape binary op (no broadcasting), OP as in `binary`.
+@compute @workgroup_size(WG)
+fn binary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= (params.n + 3u) / 4u) { return; }
+  let a = x4[i];
+  let b = y4[i];
+  var r: vec4<f32>;
+  switch OP {
+    case 0u: { r = a + b; }
+    case 1u: { r = a - b; }
+    case 2u: { r = a * b; }
+    default: { r = a / b; }
+  }
+  out4[i] = r;
+}
+
+@compute @workgroup_size(WG)
+fn axpby4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+          @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= (params_ip.n + 3u) / 4u) { return; }
+  acc4[i] = params_ip.alpha * acc4[i] + params_ip.beta * src4[i];
+}
+
+@compute @workgroup_size(WG)
+fn affine_inplace4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= (params_fill.n + 3u) / 4u) { return; }
+  dst4[i] = params_fill.alpha * dst4[i] + params_fill.beta;
+}
+
+@compute @workgroup_size(WG)
+fn fill4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+         @builtin(local_invocation_id) lid: vec3<u32>) {
+  let i = linear_id(wid, nwg, lid);
+  if (i >= (params_fill.n + 3u) / 4u) { return; }
+  dst4[i] = vec4<f32>(params_fill.alpha);
 }

@@ -2,7 +2,7 @@
  * TS face of kernels/elementwise.wgsl: pointwise unary/binary ops and their gradients, in-place
  * axpby, fill, and the rank-6 strided gather used for permute / pad / crop / broadcast.
  */
-import type { Gpu } from '../gpu/device.js';
+import type { Binding, Gpu } from '../gpu/device.js';
 import { defineKernel } from '../gpu/kernel.js';
 import type { UniformLayout } from '../gpu/uniforms.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -76,6 +76,61 @@ export const gatherKernel = defineKernel({
   ],
 });
 
+export const unary4Kernel = defineKernel({
+  ...common,
+  entry: 'unary4',
+  storage: [
+    ['x4', 'read'],
+    ['out14', 'read_write'],
+  ],
+});
+export const unaryGrad4Kernel = defineKernel({
+  ...common,
+  entry: 'unary_grad4',
+  storage: [
+    ['x4', 'read'],
+    ['y4', 'read'],
+    ['out4', 'read_write'],
+  ],
+});
+export const binary4Kernel = defineKernel({
+  ...common,
+  entry: 'binary4',
+  storage: [
+    ['x4', 'read'],
+    ['y4', 'read'],
+    ['out4', 'read_write'],
+  ],
+});
+export const axpby4Kernel = defineKernel({
+  ...common,
+  entry: 'axpby4',
+  storage: [
+    ['acc4', 'read_write'],
+    ['src4', 'read'],
+  ],
+});
+export const affineInplace4Kernel = defineKernel({
+  ...common,
+  entry: 'affine_inplace4',
+  storage: [['dst4', 'read_write']],
+});
+export const fill4Kernel = defineKernel({ ...common, entry: 'fill4', storage: [['dst4', 'read_write']] });
+
+/**
+ * Bindings for the vec4 entries: each covers ceil(n/4) vec4s of its tensor, or null when some
+ * buffer is too small for that (app-owned buffers of exact size), in which case the scalar entry runs.
+ */
+function vec4Bindings(n: number, ...ts: Tensor[]): Binding[] | null {
+  const bytes = Math.ceil(n / 4) * 16;
+  if (ts.some((t) => t.buffer.size < bytes)) return null;
+  return ts.map((t) => ({ buffer: t.buffer, offset: 0, size: bytes }));
+}
+
+function launch4(gpu: Gpu, n: number) {
+  return grid1d(gpu, ceilDiv(Math.ceil(n / 4), WG));
+}
+
 export const UNARY = { relu: 0, gelu: 1, sigmoid: 2, affine: 3, exp: 4, square: 5, sqrt: 6, abs: 7 } as const;
 export type UnaryOp = keyof typeof UNARY;
 export const UNARY_GRAD = { relu: 0, gelu: 1, sigmoid: 2 } as const;
@@ -102,15 +157,20 @@ function launch1d(gpu: Gpu, n: number) {
 export function runUnary(op: UnaryOp, x: Tensor, out: Tensor, alpha = 1, beta = 0): void {
   const gpu = x.gpu;
   const u = { ...zeroGeometry(), n: out.size, alpha, beta };
-  gpu.dispatch(unaryKernel, [x.binding(), out.binding()], u, launch1d(gpu, out.size), { OP: UNARY[op] });
+  const b4 = vec4Bindings(out.size, x, out);
+  if (b4) gpu.dispatch(unary4Kernel, b4, u, launch4(gpu, out.size), { OP: UNARY[op] });
+  else gpu.dispatch(unaryKernel, [x.binding(), out.binding()], u, launch1d(gpu, out.size), { OP: UNARY[op] });
 }
 
 export function runUnaryGrad(op: UnaryGradOp, x: Tensor, dy: Tensor, dx: Tensor): void {
   const gpu = x.gpu;
   const u = { ...zeroGeometry(), n: dx.size };
-  gpu.dispatch(unaryGradKernel, [x.binding(), dy.binding(), dx.binding()], u, launch1d(gpu, dx.size), {
-    OP: UNARY_GRAD[op],
-  });
+  const b4 = vec4Bindings(dx.size, x, dy, dx);
+  if (b4) gpu.dispatch(unaryGrad4Kernel, b4, u, launch4(gpu, dx.size), { OP: UNARY_GRAD[op] });
+  else
+    gpu.dispatch(unaryGradKernel, [x.binding(), dy.binding(), dx.binding()], u, launch1d(gpu, dx.size), {
+      OP: UNARY_GRAD[op],
+    });
 }
 
 /** Broadcast geometry: output dims and per-dim strides of a and b (0 = broadcast), rank ≤ 6. */
@@ -127,6 +187,16 @@ function padTo6(v: readonly number[], fillValue: number): number[] {
 
 export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Broadcast): void {
   const gpu = a.gpu;
+  // Same shape, both operands contiguous: the vec4 entry.
+  if (g.dims.length === 1 && g.aStrides[0] === 1 && g.bStrides[0] === 1) {
+    const b4 = vec4Bindings(out.size, a, b, out);
+    if (b4) {
+      gpu.dispatch(binary4Kernel, b4, { ...zeroGeometry(), n: out.size }, launch4(gpu, out.size), {
+        OP: BINARY[op],
+      });
+      return;
+    }
+  }
   const d = padTo6(g.dims, 1);
   const as = padTo6(g.aStrides, 0);
   const bs = padTo6(g.bStrides, 0);
@@ -147,20 +217,26 @@ export function runAxpby(acc: Tensor, src: Tensor, alpha: number, beta: number):
   if (acc.buffer === src.buffer) throw new Error('axpby: acc and src share a buffer; use runAffineInplace');
   const gpu = acc.gpu;
   const u = { ...zeroGeometry(), n: acc.size, alpha, beta };
-  gpu.dispatch(axpbyKernel, [acc.binding(), src.binding()], u, launch1d(gpu, acc.size));
+  const b4 = vec4Bindings(acc.size, acc, src);
+  if (b4) gpu.dispatch(axpby4Kernel, b4, u, launch4(gpu, acc.size));
+  else gpu.dispatch(axpbyKernel, [acc.binding(), src.binding()], u, launch1d(gpu, acc.size));
 }
 
 /** t = alpha*t + beta, in place. */
 export function runAffineInplace(t: Tensor, alpha: number, beta = 0): void {
   const gpu = t.gpu;
   const u = { ...zeroGeometry(), n: t.size, alpha, beta };
-  gpu.dispatch(affineInplaceKernel, [t.binding()], u, launch1d(gpu, t.size));
+  const b4 = vec4Bindings(t.size, t);
+  if (b4) gpu.dispatch(affineInplace4Kernel, b4, u, launch4(gpu, t.size));
+  else gpu.dispatch(affineInplaceKernel, [t.binding()], u, launch1d(gpu, t.size));
 }
 
 export function runFill(out: Tensor, value: number): void {
   const gpu = out.gpu;
   const u = { ...zeroGeometry(), n: out.size, alpha: value };
-  gpu.dispatch(fillKernel, [out.binding()], u, launch1d(gpu, out.size));
+  const b4 = vec4Bindings(out.size, out);
+  if (b4) gpu.dispatch(fill4Kernel, b4, u, launch4(gpu, out.size));
+  else gpu.dispatch(fillKernel, [out.binding()], u, launch1d(gpu, out.size));
 }
 
 /** Strided view read: see the `gather` entry. All arrays have the output's rank (≤ 6). */
