@@ -31,7 +31,12 @@ export function bindSlice(gpu: Gpu, t: Tensor, start: number, count: number): Sl
  * the alignment slack fit into one binding. Returns [start, count] pairs covering [0, batch).
  * Throws when even one item is too large (the message names the limit).
  */
-export function batchChunks(gpu: Gpu, batch: number, itemElems: readonly number[], what: string): [number, number][] {
+export function batchChunks(
+  gpu: Gpu,
+  batch: number,
+  itemElems: readonly number[],
+  what: string,
+): [number, number][] {
   const limit = gpu.profile.maxStorageBindingBytes;
   const slack = gpu.profile.minStorageOffsetAlignment;
   const maxItem = Math.max(...itemElems, 1) * 4;
@@ -44,4 +49,34 @@ export function batchChunks(gpu: Gpu, batch: number, itemElems: readonly number[
   const chunks: [number, number][] = [];
   for (let s = 0; s < batch; s += per) chunks.push([s, Math.min(per, batch - s)]);
   return chunks;
+}
+
+/**
+ * Splits a flat range of `n` elements into [start, count] chunks whose bindings fit the adapter's
+ * maxStorageBufferBindingSize. Chunk starts are multiples of the storage offset alignment (and of
+ * `granule`), so every chunk binds at an exact offset and its first element has index 0.
+ */
+export function flatChunks(gpu: Gpu, n: number, granule = 1, what = 'kernel'): [number, number][] {
+  const alignElems = Math.max(1, gpu.profile.minStorageOffsetAlignment / 4);
+  const step = lcm(alignElems, granule);
+  const maxElems = Math.floor(gpu.profile.maxStorageBindingBytes / 4 / step) * step;
+  if (maxElems < step)
+    throw new Error(
+      `${what}: maxStorageBufferBindingSize ${gpu.profile.maxStorageBindingBytes} cannot hold ${step} elements`,
+    );
+  const chunks: [number, number][] = [];
+  for (let s = 0; s < n; s += maxElems) chunks.push([s, Math.min(maxElems, n - s)]);
+  return chunks;
+}
+
+function lcm(a: number, b: number): number {
+  let x = a;
+  let y = b;
+  while (y) [x, y] = [y, x % y];
+  return (a / x) * b;
+}
+
+/** Binding of elements [start, start+count) of `t`; `start` must be aligned (see flatChunks). */
+export function flatBinding(t: Tensor, start: number, count: number): Binding {
+  return { buffer: t.buffer, offset: start * 4, size: Math.max(4, count * 4) };
 }
