@@ -9,6 +9,7 @@
  * (requiresGrad false) get nothing, and each node's saved tensors are released as soon as its rule
  * has run. Under `noGrad()` nothing is recorded at all.
  */
+import { runAxpby, runFill } from '../kernels/elementwise.js';
 import type { GradFn } from '../tensor/tensor.js';
 import { Tensor } from '../tensor/tensor.js';
 import { untrack } from '../tensor/scope.js';
@@ -24,18 +25,19 @@ export interface GradNode extends GradFn {
   rule: BackwardRule | null;
 }
 
-/** Adds `src` into `dst` in place (set by the ops layer, which owns the kernels). */
-export type Accumulator = (dst: Tensor, src: Tensor) => void;
-/** Fills a new tensor of `like`'s shape with ones. */
-export type OnesLike = (like: Tensor) => Tensor;
-
 let gradEnabled = true;
-let accumulate: Accumulator | null = null;
-let onesLike: OnesLike | null = null;
 
-export function setGradHelpers(acc: Accumulator, ones: OnesLike): void {
-  accumulate = acc;
-  onesLike = ones;
+/** dst += src (same size), in place: gradient accumulation. */
+function accumulate(dst: Tensor, src: Tensor): void {
+  if (dst.size !== src.size)
+    throw new Error(`backward: cannot accumulate ${src.describe()} into ${dst.describe()}`);
+  runAxpby(dst, src, 1, 1);
+}
+
+function onesLike(like: Tensor): Tensor {
+  const t = Tensor.empty(like.gpu, like.shape);
+  runFill(t, 1);
+  return t;
 }
 
 export function isGradEnabled(): boolean {
@@ -100,7 +102,6 @@ export interface BackwardOptions {
  */
 export function backward(root: Tensor, opts: BackwardOptions = {}): void {
   if (!root.requiresGrad) throw new Error(`backward: ${root.describe()} does not require grad`);
-  if (!accumulate || !onesLike) throw new Error('backward: ops layer not initialised');
   const acc = accumulate;
 
   // Topological order of (tensor, node) pairs reachable from root.
