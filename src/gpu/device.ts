@@ -21,6 +21,10 @@ export interface AdapterProfile {
   description: string;
   /** The `subgroups` feature is enabled on the device. */
   subgroups: boolean;
+  /** Smallest and largest subgroup size the adapter may use (0 when unknown). Kernels designed
+   * around 8-lane subgroups (broadcast within 8 lanes) need subgroupMinSize >= 8. */
+  subgroupMinSize: number;
+  subgroupMaxSize: number;
   maxInvocationsPerWorkgroup: number;
   maxWorkgroupSizeX: number;
   maxWorkgroupStorageBytes: number;
@@ -65,10 +69,13 @@ export function detectProfile(device: GPUDevice, info: GPUAdapterInfo | undefine
   const description = info
     ? [info.vendor, info.architecture, info.description].filter(Boolean).join(' ')
     : '';
+  const sg = info as (GPUAdapterInfo & { subgroupMinSize?: number; subgroupMaxSize?: number }) | undefined;
   return {
     kind: SOFTWARE.test(description) ? 'cpu' : 'gpu',
     description,
     subgroups: device.features.has('subgroups'),
+    subgroupMinSize: sg?.subgroupMinSize ?? 0,
+    subgroupMaxSize: sg?.subgroupMaxSize ?? 0,
     maxInvocationsPerWorkgroup: l.maxComputeInvocationsPerWorkgroup,
     maxWorkgroupSizeX: l.maxComputeWorkgroupSizeX,
     maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,

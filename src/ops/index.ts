@@ -1,4 +1,5 @@
 /** The differentiable op set. */
+export * from './conv.js';
 export * from './elementwise.js';
 export * from './gate.js';
 export * from './loss.js';

@@ -1,0 +1,317 @@
+// conv2d_sg.wgsl: conv2d as implicit GEMM, subgroup variant for CPU adapters (lavapipe).
+//
+// Design (see /work/shared/notes/LAVAPIPE.md): a workgroup is one subgroup of LANES = 8 lanes, no
+// shared memory, no barriers. Each lane loads R = 4 rows of the "broadcast" operand per reduction
+// step and every lane obtains all TM = 32 rows with subgroupBroadcast (a register permute); each lane
+// owns TM rows x one vec4 of columns of accumulators and feeds them with fma() chains. TM, R and
+// LANES are consts (function-scope arrays need constant sizes); the TS side reads TM from here. The TS side
+// picks this file only when the subgroups feature is on and the adapter's subgroupMinSize >= 8, so
+// the 8-lane workgroup is exactly one subgroup (subgroup_invocation_id == local_invocation_index).
+//
+// Entry `rows_sg` (forward and input-gradient): dst(n, cd, qy*sdy+ody, qx*sdx+odx) =
+//   bias(cd) + sum_{taps t, cs} src(n, cs, qy*ay + by0 + ty*dby, qx*ax + bx0 + tx*dbx) * Wp(g, k(t), cs, cd)
+//   with tap t = (ty, tx) -> kernel position (ky0 + ty*kys, kx0 + tx*kxs); reads outside src are 0.
+//   Forward: src = x, dst = y, ay = stride, by0 = -pad, dby = dilation, one dispatch.
+//   Input grad: src = dy, dst = dx, one dispatch per stride phase (ry, rx): dst rows iy = qy*s + ry,
+//   only the kernel rows ky with ky*d == ry + pad (mod s) contribute, oy = qy + (ry + pad - ky*d)/s.
+//   Bindings: 0 src (read, f32), 1 wt (read, vec4: packed Wp[g][ky*kw+kx][cs][cd padded to 4]),
+//   2 bias (read, f32; ignored unless has_bias), 3 dst (read_write, f32), 4 rp: RowsParams.
+//   Rows of the GEMM are destination pixels (n, qy, qx), columns destination channels of group g.
+//   Grid: x*y folded = ceil(rows/TM) row tiles (tile = wid.y*nwg.x + wid.x), z = g*ncb + column block
+//   of 8 vec4 columns (32 channels).
+// Entry `dw_cl` (weight gradient, split over output rows, on channel-last copies made by
+//   conv2d.to_cl): part(s, g, co, t, ci) = sum over the output rows (n, oy) of split s and all ox of
+//   dy(n, g*CoutG+co, oy, ox) * x(n, g*CinG+ci, oy*sy-py+ky*dly, ox*sx-px+kx*dlx), t = ky*kw+kx.
+//   GEMM rows = co: lane l loads dy as one vec4 of channels 4*(8*wid.y+l) .. +3 (channel-last, so
+//   one load gives 4 rows) and every lane gets all 32 rows by broadcasting that vec4; columns = one
+//   vec4 of 4 input channels at one tap per lane (one load, one bounds check per pixel).
+//   Bindings: 0 x4 (read, vec4 [n][H*W][G][CinG4]), 1 dy4 (read, vec4 [n][Ho*Wo][G][CoutG4]),
+//   2 part (read_write, vec4 [S][G][CoutG][kh*kw][CinG4]), 3 dp: DwParams.
+//   Grid: x = ceil(kh*kw*CinG4 / 8), y = ceil(CoutG / 32), z = g*S + s. With accumulate = 1 the
+//   result is added to part (batch chunks after the first).
+// Why these two layouts: measured on lavapipe, the NCHW gather for rows_sg beat a channel-last
+//   rows kernel, while the weight gradient runs ~1.5x faster channel-last (loads dominate there).
+// Numerics: f32 accumulation, one fma chain per output; the dw split sums are added by
+//   conv2d.sum_parts in a fixed order.
+enable subgroups;
+
+struct RowsParams {
+  rows: u32,    // destination rows (n, qy, qx) in this batch chunk
+  QHW: u32,     // Qh * Qw
+  Qw: u32,
+  Cs: u32,      // source channels (all groups)
+  Hs: u32,
+  Ws: u32,
+  CsG: u32,     // source channels per group (the reduction runs over them)
+  CdG: u32,     // destination channels per group
+  CdG4: u32,    // ceil(CdG / 4): vec4 columns per packed weight row
+  Cd: u32,      // destination channels (all groups)
+  Hd: u32,
+  Wd: u32,
+  sdy: u32,     // destination row = qy * sdy + ody
+  ody: u32,
+  sdx: u32,
+  odx: u32,
+  taps: u32,    // kh * kw of the packed weight
+  kw: u32,
+  ky0: u32,     // first kernel row of this phase, step kys, nty rows
+  kys: u32,
+  nty: u32,
+  ay: u32,      // source row = qy * ay + by0 + ty * dby
+  by0: i32,
+  dby: i32,
+  kx0: u32,
+  kxs: u32,
+  ntx: u32,
+  ax: u32,
+  bx0: i32,
+  dbx: i32,
+  s_base: u32,  // element offset of this chunk's first source element within the binding
+  d_base: u32,  // same for the destination
+  has_bias: u32,
+  ncb: u32,     // column blocks per group
+}
+
+struct DwParams {
+  rowsN: u32,   // output rows (n, oy) in this batch chunk = chunk batch * Ho
+  rps: u32,     // output rows per split
+  Ho: u32,
+  Wo: u32,
+  Cin: u32,
+  H: u32,
+  W: u32,
+  CinG: u32,
+  Cout: u32,
+  CoutG: u32,
+  khkw: u32,
+  kw: u32,
+  sy: u32,
+  sx: u32,
+  py: i32,
+  px: i32,
+  dly: u32,
+  dlx: u32,
+  Kg: u32,      // CinG * kh * kw
+  Kg4: u32,     // ceil(Kg / 4)
+  G: u32,
+  S: u32,       // splits
+  x_base: u32,
+  dy_base: u32,
+  accumulate: u32,
+  CinG4: u32,   // ceil(CinG / 4), channel-last x
+  CoutG4: u32,  // ceil(CoutG / 4), channel-last dy
+}
+
+@group(0) @binding(0) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> wt: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<uniform> rp: RowsParams;
+
+@group(0) @binding(0) var<storage, read> x4: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> dy4: array<vec4<f32>>;
+
+@group(0) @binding(2) var<storage, read_write> part: array<vec4<f32>>;
+@group(0) @binding(3) var<uniform> dp: DwParams;
+
+const LANES: u32 = 8u;
+const R: u32 = 4u;
+const TM: u32 = 32u;
+
+// acc[base + l] += broadcast(v from lane l) * w, for the 8 lanes.
+fn bfma(acc: ptr<function, array<vec4<f32>, TM>>, base: u32, v: f32, w: vec4<f32>) {
+  (*acc)[base + 0u] = fma(vec4<f32>(subgroupBroadcast(v, 0u)), w, (*acc)[base + 0u]);
+  (*acc)[base + 1u] = fma(vec4<f32>(subgroupBroadcast(v, 1u)), w, (*acc)[base + 1u]);
+  (*acc)[base + 2u] = fma(vec4<f32>(subgroupBroadcast(v, 2u)), w, (*acc)[base + 2u]);
+  (*acc)[base + 3u] = fma(vec4<f32>(subgroupBroadcast(v, 3u)), w, (*acc)[base + 3u]);
+  (*acc)[base + 4u] = fma(vec4<f32>(subgroupBroadcast(v, 4u)), w, (*acc)[base + 4u]);
+  (*acc)[base + 5u] = fma(vec4<f32>(subgroupBroadcast(v, 5u)), w, (*acc)[base + 5u]);
+  (*acc)[base + 6u] = fma(vec4<f32>(subgroupBroadcast(v, 6u)), w, (*acc)[base + 6u]);
+  (*acc)[base + 7u] = fma(vec4<f32>(subgroupBroadcast(v, 7u)), w, (*acc)[base + 7u]);
+}
+
+// acc[4*l + c] += broadcast(v[c] from lane l) * w, for the 8 lanes and 4 components.
+fn bfma4(acc: ptr<function, array<vec4<f32>, TM>>, v: vec4<f32>, w: vec4<f32>) {
+  let b0 = subgroupBroadcast(v, 0u);
+  let b1 = subgroupBroadcast(v, 1u);
+  let b2 = subgroupBroadcast(v, 2u);
+  let b3 = subgroupBroadcast(v, 3u);
+  let b4 = subgroupBroadcast(v, 4u);
+  let b5 = subgroupBroadcast(v, 5u);
+  let b6 = subgroupBroadcast(v, 6u);
+  let b7 = subgroupBroadcast(v, 7u);
+  (*acc)[0] = fma(vec4<f32>(b0.x), w, (*acc)[0]);
+  (*acc)[1] = fma(vec4<f32>(b0.y), w, (*acc)[1]);
+  (*acc)[2] = fma(vec4<f32>(b0.z), w, (*acc)[2]);
+  (*acc)[3] = fma(vec4<f32>(b0.w), w, (*acc)[3]);
+  (*acc)[4] = fma(vec4<f32>(b1.x), w, (*acc)[4]);
+  (*acc)[5] = fma(vec4<f32>(b1.y), w, (*acc)[5]);
+  (*acc)[6] = fma(vec4<f32>(b1.z), w, (*acc)[6]);
+  (*acc)[7] = fma(vec4<f32>(b1.w), w, (*acc)[7]);
+  (*acc)[8] = fma(vec4<f32>(b2.x), w, (*acc)[8]);
+  (*acc)[9] = fma(vec4<f32>(b2.y), w, (*acc)[9]);
+  (*acc)[10] = fma(vec4<f32>(b2.z), w, (*acc)[10]);
+  (*acc)[11] = fma(vec4<f32>(b2.w), w, (*acc)[11]);
+  (*acc)[12] = fma(vec4<f32>(b3.x), w, (*acc)[12]);
+  (*acc)[13] = fma(vec4<f32>(b3.y), w, (*acc)[13]);
+  (*acc)[14] = fma(vec4<f32>(b3.z), w, (*acc)[14]);
+  (*acc)[15] = fma(vec4<f32>(b3.w), w, (*acc)[15]);
+  (*acc)[16] = fma(vec4<f32>(b4.x), w, (*acc)[16]);
+  (*acc)[17] = fma(vec4<f32>(b4.y), w, (*acc)[17]);
+  (*acc)[18] = fma(vec4<f32>(b4.z), w, (*acc)[18]);
+  (*acc)[19] = fma(vec4<f32>(b4.w), w, (*acc)[19]);
+  (*acc)[20] = fma(vec4<f32>(b5.x), w, (*acc)[20]);
+  (*acc)[21] = fma(vec4<f32>(b5.y), w, (*acc)[21]);
+  (*acc)[22] = fma(vec4<f32>(b5.z), w, (*acc)[22]);
+  (*acc)[23] = fma(vec4<f32>(b5.w), w, (*acc)[23]);
+  (*acc)[24] = fma(vec4<f32>(b6.x), w, (*acc)[24]);
+  (*acc)[25] = fma(vec4<f32>(b6.y), w, (*acc)[25]);
+  (*acc)[26] = fma(vec4<f32>(b6.z), w, (*acc)[26]);
+  (*acc)[27] = fma(vec4<f32>(b6.w), w, (*acc)[27]);
+  (*acc)[28] = fma(vec4<f32>(b7.x), w, (*acc)[28]);
+  (*acc)[29] = fma(vec4<f32>(b7.y), w, (*acc)[29]);
+  (*acc)[30] = fma(vec4<f32>(b7.z), w, (*acc)[30]);
+  (*acc)[31] = fma(vec4<f32>(b7.w), w, (*acc)[31]);
+}
+
+// Stores the rows tile of `rows_sg` / `rows_cl`: acc[j] is destination row row0 + j, columns
+// 4*c4 .. 4*c4+3 of group g.
+fn store_rows(acc: ptr<function, array<vec4<f32>, TM>>, row0: u32, g: u32, c4: u32) {
+  if (c4 >= rp.CdG4) { return; }
+  let HWd = rp.Hd * rp.Wd;
+  var b = vec4<f32>(0.0);
+  if (rp.has_bias != 0u) {
+    for (var k = 0u; k < 4u; k++) {
+      b[k] = bias[min(g * rp.CdG + c4 * 4u + k, rp.Cd - 1u)];
+    }
+  }
+  for (var j = 0u; j < TM; j++) {
+    let r = row0 + j;
+    if (r >= rp.rows) { break; }
+    let n = r / rp.QHW;
+    let q = r % rp.QHW;
+    let oy = (q / rp.Qw) * rp.sdy + rp.ody;
+    let ox = (q % rp.Qw) * rp.sdx + rp.odx;
+    let base = rp.d_base + (n * rp.Cd + g * rp.CdG + c4 * 4u) * HWd + oy * rp.Wd + ox;
+    let v = (*acc)[j] + b;
+    for (var k = 0u; k < 4u; k++) {
+      if (c4 * 4u + k < rp.CdG) {
+        dst[base + k * HWd] = v[k];
+      }
+    }
+  }
+}
+
+@compute @workgroup_size(8)
+fn dw_cl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let taps = dp.khkw;
+  let Kc = taps * dp.CinG4;             // vec4 columns: (tap, ci4)
+  let kc = wid.x * LANES + lane;
+  let kcl = min(kc, Kc - 1u);
+  let t = kcl / dp.CinG4;
+  let ci4 = kcl % dp.CinG4;
+  let cy = i32((t / dp.kw) * dp.dly) - dp.py;
+  let cx = i32((t % dp.kw) * dp.dlx) - dp.px;
+  let co4 = min(wid.y * LANES + lane, dp.CoutG4 - 1u);
+  let g = wid.z / dp.S;
+  let s = wid.z % dp.S;
+  let H = i32(dp.H);
+  let W = i32(dp.W);
+  let xpix = dp.G * dp.CinG4;
+  let dpix = dp.G * dp.CoutG4;
+  let xo = g * dp.CinG4 + ci4;
+  let dof = g * dp.CoutG4 + co4;
+  var acc: array<vec4<f32>, TM>;
+  let r0 = s * dp.rps;
+  let r1 = min(r0 + dp.rps, dp.rowsN);
+  for (var rr = r0; rr < r1; rr++) {
+    let n = rr / dp.Ho;
+    let oy = rr % dp.Ho;
+    let iy = i32(oy * dp.sy) + cy;
+    let rok = iy >= 0 && iy < H;
+    let xrow = (n * dp.H + u32(max(iy, 0))) * dp.W;
+    let drow = (n * dp.Ho + oy) * dp.Wo;
+    for (var ox = 0u; ox < dp.Wo; ox++) {
+      let ix = i32(ox * dp.sx) + cx;
+      let ok = rok && ix >= 0 && ix < W;
+      let xv = x4[select(0u, (xrow + u32(ix)) * xpix + xo, ok)] * select(0.0, 1.0, ok);
+      let dv = dy4[(drow + ox) * dpix + dof];
+      bfma4(&acc, dv, xv);
+    }
+  }
+  if (kc >= Kc) { return; }
+  for (var j = 0u; j < TM; j++) {
+    let co = wid.y * TM + j;
+    if (co >= dp.CoutG) { break; }
+    let idx = (((s * dp.G + g) * dp.CoutG + co) * taps + t) * dp.CinG4 + ci4;
+    if (dp.accumulate != 0u) {
+      part[idx] = part[idx] + acc[j];
+    } else {
+      part[idx] = acc[j];
+    }
+  }
+}
+
+@compute @workgroup_size(8)
+fn rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lane: u32) {
+  let tile = wid.y * nwg.x + wid.x;
+  let g = wid.z / rp.ncb;
+  let c4 = (wid.z % rp.ncb) * LANES + lane;
+  let c4l = min(c4, rp.CdG4 - 1u);
+  let row0 = tile * TM;
+  let HWs = rp.Hs * rp.Ws;
+  // The R rows this lane gathers: row0 + i*LANES + lane.
+  var qy: array<i32, R>;
+  var qx: array<i32, R>;
+  var nb: array<u32, R>;
+  var rv: array<bool, R>;
+  for (var i = 0u; i < R; i++) {
+    let r = row0 + i * LANES + lane;
+    rv[i] = r < rp.rows;
+    let rr = min(r, rp.rows - 1u);
+    let n = rr / rp.QHW;
+    let q = rr % rp.QHW;
+    qy[i] = i32(q / rp.Qw);
+    qx[i] = i32(q % rp.Qw);
+    nb[i] = rp.s_base + (n * rp.Cs + g * rp.CsG) * HWs;
+  }
+  var acc: array<vec4<f32>, TM>;
+  let Hs = i32(rp.Hs);
+  let Ws = i32(rp.Ws);
+  for (var ty = 0u; ty < rp.nty; ty++) {
+    let ky = rp.ky0 + ty * rp.kys;
+    let oyy = rp.by0 + i32(ty) * rp.dby;
+    for (var tx = 0u; tx < rp.ntx; tx++) {
+      let kx = rp.kx0 + tx * rp.kxs;
+      let oxx = rp.bx0 + i32(tx) * rp.dbx;
+      var off: array<u32, R>;
+      var m: array<f32, R>;
+      for (var i = 0u; i < R; i++) {
+        let sy = qy[i] * i32(rp.ay) + oyy;
+        let sx = qx[i] * i32(rp.ax) + oxx;
+        let ok = rv[i] && sy >= 0 && sy < Hs && sx >= 0 && sx < Ws;
+        off[i] = select(0u, nb[i] + u32(sy) * rp.Ws + u32(sx), ok);
+        m[i] = select(0.0, 1.0, ok);
+      }
+      var wi = ((g * rp.taps + ky * rp.kw + kx) * rp.CsG) * rp.CdG4 + c4l;
+      for (var cs = 0u; cs < rp.CsG; cs++) {
+        let w = wt[wi];
+        wi += rp.CdG4;
+        let v0 = src[off[0]] * m[0];
+        let v1 = src[off[1]] * m[1];
+        let v2 = src[off[2]] * m[2];
+        let v3 = src[off[3]] * m[3];
+        off[0] += HWs;
+        off[1] += HWs;
+        off[2] += HWs;
+        off[3] += HWs;
+        bfma(&acc, 0u, v0, w);
+        bfma(&acc, 8u, v1, w);
+        bfma(&acc, 16u, v2, w);
+        bfma(&acc, 24u, v3, w);
+      }
+    }
+  }
+  store_rows(&acc, row0, g, c4);
+}
