@@ -165,7 +165,8 @@ export function convTUsesK2s2(g: ConvTGeom): boolean {
  * the plain register tiles, 8 lanes (one lavapipe SIMD group) on CPUs and 64 on GPUs.
  */
 function tiles(gpu: Gpu): { sg: boolean; wg: number; direct: number; to: number; ti: number } {
-  if (gpu.profile.kind === 'cpu') return { sg: gpu.profile.subgroups, wg: 8, direct: 64, to: 8, ti: 8 };
+  if (gpu.profile.kind === 'cpu')
+    return { sg: gpu.profile.subgroups && gpu.profile.subgroupMinSize >= 8, wg: 8, direct: 64, to: 8, ti: 8 };
   return { sg: false, wg: 64, direct: 64, to: 4, ti: 4 };
 }
 
