@@ -2,6 +2,7 @@
 export * from './conv.js';
 export * from './elementwise.js';
 export * from './gate.js';
+export * from './linear.js';
 export * from './loss.js';
 export * from './norm.js';
 export * from './reduce.js';

@@ -1,0 +1,233 @@
+// gemm_sg.wgsl: C[z] = act(alpha * sum_{t<kb} op(A[z,t]) . op(B[z,t]) + bias + beta * C[z]), f32,
+// for CPU adapters with subgroups of at least 8 lanes (lavapipe). Shares Params with gemm.wgsl.
+//
+// Bindings (group 0): 0 a: array<vec4<f32>> (read), 1 b: array<vec4<f32>> (read),
+//   2 bias: array<f32> (read; any buffer when has_bias = 0), 3 c: array<f32> (read_write),
+//   4 params: Params (uniform).
+//   Element (m, k) of op(A[z,t]) is a[a_off + z*a_bs + t*a_ts + m*lda + k] (TRANS_A: k*lda + m);
+//   element (k, n) of op(B[z,t]) is b[b_off + z*b_bs + t*b_ts + k*ldb + n] (TRANS_B: n*ldb + k);
+//   element (m, n) of C[z] is c[c_off + z*c_bs + m*ldc + n]. Scalar element i of a vec4 binding is
+//   a[i/4][i%4].
+// Dispatch: workgroup of 8 invocations = one subgroup (lane = subgroup_invocation_id); grid
+//   (ceil(N/32), ceil(M/TM), batch). Workgroup (x, y, z) computes rows [y*TM, y*TM+TM) and columns [x*32, x*32+32) of C[z].
+// Tiling: lane l owns TM=24 rows x 4 columns (one vec4 per row, 24 vec4 accumulators). Per k-step of
+//   4, the workgroup's 24x4 block of op(A) is loaded once (3 vec4 loads per lane) and each row is
+//   handed to every lane by subgroupBroadcast (a register permute); each lane loads its 4x4 block of
+//   op(B) as 4 vec4. No shared memory, no barriers. Rows past M and columns past N are clamped on
+//   load and never stored.
+// Variants (override constants): TRANS_A, TRANS_B; VEC = true needs every vec4 load aligned
+//   (K%4 = 0, lda/ldb/offsets/batch strides %4 = 0, N%4 = 0 unless TRANS_B, M%4 = 0 if TRANS_A) and
+//   loads whole vec4s; VEC = false gathers scalars and zeroes k >= K (any shape).
+// Numerics: f32 accumulation as chains of fma (lavapipe emits mul+add; chains keep them pipelined),
+//   k in increasing order. act: 0 none, 1 relu, 2 gelu (erf, Numerical Recipes erfc, ~1.2e-7 rel).
+
+enable subgroups;
+
+struct Params {
+  M: u32,
+  N: u32,
+  K: u32,
+  kb: u32,        // products summed into each output (1: plain batched GEMM)
+  a_off: u32,     // element offsets of this dispatch's first item within each binding
+  b_off: u32,
+  c_off: u32,
+  bias_off: u32,
+  a_bs: u32,      // element strides per output batch z (0 broadcasts the operand)
+  b_bs: u32,
+  c_bs: u32,
+  a_ts: u32,      // element strides per summed item t (see kb)
+  b_ts: u32,
+  lda: u32,       // row strides in elements
+  ldb: u32,
+  ldc: u32,
+  alpha: f32,
+  beta: f32,      // 0: overwrite C; 1: accumulate into C (split-K chunks)
+  has_bias: u32,
+  act: u32,
+}
+
+@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> c: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+override TRANS_A: bool = false;
+override TRANS_B: bool = false;
+override VEC: bool = true;
+
+const TM: u32 = 24u;
+const LANES: u32 = 8u;
+const INV_SQRT2: f32 = 0.70710678118654752;
+
+fn erf_f32(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let p = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
+          t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
+  let r = 1.0 - t * exp(p);
+  return select(-r, r, x >= 0.0);
+}
+
+fn epilogue(v: f32, n: u32, ci: u32) -> f32 {
+  var r = params.alpha * v;
+  if (params.has_bias != 0u) { r += bias[params.bias_off + n]; }
+  if (params.beta != 0.0) { r += params.beta * c[ci]; }
+  switch params.act {
+    case 1u: { r = max(r, 0.0); }
+    case 2u: { r = 0.5 * r * (1.0 + erf_f32(r * INV_SQRT2)); }
+    default: {}
+  }
+  return r;
+}
+
+fn a1(i: u32) -> f32 { return a[i >> 2u][i & 3u]; }
+fn b1(i: u32) -> f32 { return b[i >> 2u][i & 3u]; }
+
+// Four consecutive elements of `a` starting at i; `valid` masks each (scalar path only).
+fn a4(i: u32, valid: vec4<bool>) -> vec4<f32> {
+  if (VEC) { return a[i >> 2u]; }
+  return select(vec4<f32>(0.0), vec4<f32>(a1(i), a1(i + 1u), a1(i + 2u), a1(i + 3u)), valid);
+}
+fn b4(i: u32, valid: vec4<bool>) -> vec4<f32> {
+  if (VEC) { return b[i >> 2u]; }
+  return select(vec4<f32>(0.0), vec4<f32>(b1(i), b1(i + 1u), b1(i + 2u), b1(i + 3u)), valid);
+}
+
+fn lt4(base: u32, lim: u32) -> vec4<bool> {
+  return vec4<u32>(base) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(lim);
+}
+
+// acc + a.x*b0 + a.y*b1 + a.z*b2 + a.w*b3 as a chain of fma.
+fn fma4(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>,
+        b3: vec4<f32>) -> vec4<f32> {
+  let s = fma(vec4<f32>(av.x), b0, acc);
+  return fma(vec4<f32>(av.w), b3, fma(vec4<f32>(av.z), b2, fma(vec4<f32>(av.y), b1, s)));
+}
+
+// Rows r..r+3 of the tile from four columns q_j (rows r..r+3 at depth k+j): acc[r+i] += row i . B.
+fn quad(acc: ptr<function, array<vec4<f32>, 24>>, r: u32, q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>,
+        q3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
+  (*acc)[r] = fma4((*acc)[r], vec4<f32>(q0.x, q1.x, q2.x, q3.x), b0, b1, b2, b3);
+  (*acc)[r + 1u] = fma4((*acc)[r + 1u], vec4<f32>(q0.y, q1.y, q2.y, q3.y), b0, b1, b2, b3);
+  (*acc)[r + 2u] = fma4((*acc)[r + 2u], vec4<f32>(q0.z, q1.z, q2.z, q3.z), b0, b1, b2, b3);
+  (*acc)[r + 3u] = fma4((*acc)[r + 3u], vec4<f32>(q0.w, q1.w, q2.w, q3.w), b0, b1, b2, b3);
+}
+
+@compute @workgroup_size(8)
+fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  let p = params;
+  let m0 = wid.y * TM;
+  let n = wid.x * (LANES * 4u) + lane * 4u;   // this lane's first column
+  let mlast = p.M - 1u;
+  // Column clamps: rows of B^T are separate, so TRANS_B clamps each column; otherwise a whole vec4.
+  let nv = min(n, select(p.N - 1u, ((p.N + 3u) / 4u - 1u) * 4u, !TRANS_B));
+  let nc = min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.N - 1u));
+
+  // Rows of op(A) this lane loads. Not transposed: rows m0+lane+8s (vec4 along k). Transposed:
+  // slot s = lane + 8s of the 4(k) x 6(quads of rows) block, vec4 along m.
+  var arow: vec3<u32>;
+  var acol: vec3<u32>;   // TRANS_A: depth offset of each slot
+  if (!TRANS_A) {
+    arow = vec3<u32>(min(m0 + lane, mlast), min(m0 + lane + 8u, mlast), min(m0 + lane + 16u, mlast));
+  } else {
+    let q = vec3<u32>(lane, lane + 8u, lane + 16u);
+    acol = q / vec3<u32>(6u);                       // k offset 0..3
+    let mq = m0 + (q % vec3<u32>(6u)) * 4u;         // first row of the quad
+    // VEC: M%4 = 0, so a quad is wholly in or out; clamp it to the last one. Scalar: masked below.
+    arow = select(mq, min(mq, vec3<u32>(p.M - 4u)), VEC);
+  }
+
+  var acc: array<vec4<f32>, 24>;
+  for (var t = 0u; t < p.kb; t++) {
+    let abase = p.a_off + wid.z * p.a_bs + t * p.a_ts;
+    let bbase = p.b_off + wid.z * p.b_bs + t * p.b_ts;
+    for (var k = 0u; k < p.K; k += 4u) {
+      let kv = vec4<u32>(k, k + 1u, k + 2u, k + 3u) < vec4<u32>(p.K);
+      // ---- op(B) block: bj = row k+j of op(B), columns n..n+3.
+      var b0: vec4<f32>; var b1v: vec4<f32>; var b2: vec4<f32>; var b3: vec4<f32>;
+      if (!TRANS_B) {
+        b0 = b4(bbase + k * p.ldb + nv, vec4<bool>(kv.x));
+        b1v = b4(bbase + (k + 1u) * p.ldb + nv, vec4<bool>(kv.y));
+        b2 = b4(bbase + (k + 2u) * p.ldb + nv, vec4<bool>(kv.z));
+        b3 = b4(bbase + (k + 3u) * p.ldb + nv, vec4<bool>(kv.w));
+      } else {
+        let c0 = b4(bbase + nc.x * p.ldb + k, kv);
+        let c1 = b4(bbase + nc.y * p.ldb + k, kv);
+        let c2 = b4(bbase + nc.z * p.ldb + k, kv);
+        let c3 = b4(bbase + nc.w * p.ldb + k, kv);
+        b0 = vec4<f32>(c0.x, c1.x, c2.x, c3.x);
+        b1v = vec4<f32>(c0.y, c1.y, c2.y, c3.y);
+        b2 = vec4<f32>(c0.z, c1.z, c2.z, c3.z);
+        b3 = vec4<f32>(c0.w, c1.w, c2.w, c3.w);
+      }
+      if (!TRANS_A) {
+        let x0 = a4(abase + arow.x * p.lda + k, kv);
+        let x1 = a4(abase + arow.y * p.lda + k, kv);
+        let x2 = a4(abase + arow.z * p.lda + k, kv);
+        acc[0] = fma4(acc[0], subgroupBroadcast(x0, 0u), b0, b1v, b2, b3);
+        acc[1] = fma4(acc[1], subgroupBroadcast(x0, 1u), b0, b1v, b2, b3);
+        acc[2] = fma4(acc[2], subgroupBroadcast(x0, 2u), b0, b1v, b2, b3);
+        acc[3] = fma4(acc[3], subgroupBroadcast(x0, 3u), b0, b1v, b2, b3);
+        acc[4] = fma4(acc[4], subgroupBroadcast(x0, 4u), b0, b1v, b2, b3);
+        acc[5] = fma4(acc[5], subgroupBroadcast(x0, 5u), b0, b1v, b2, b3);
+        acc[6] = fma4(acc[6], subgroupBroadcast(x0, 6u), b0, b1v, b2, b3);
+        acc[7] = fma4(acc[7], subgroupBroadcast(x0, 7u), b0, b1v, b2, b3);
+        acc[8] = fma4(acc[8], subgroupBroadcast(x1, 0u), b0, b1v, b2, b3);
+        acc[9] = fma4(acc[9], subgroupBroadcast(x1, 1u), b0, b1v, b2, b3);
+        acc[10] = fma4(acc[10], subgroupBroadcast(x1, 2u), b0, b1v, b2, b3);
+        acc[11] = fma4(acc[11], subgroupBroadcast(x1, 3u), b0, b1v, b2, b3);
+        acc[12] = fma4(acc[12], subgroupBroadcast(x1, 4u), b0, b1v, b2, b3);
+        acc[13] = fma4(acc[13], subgroupBroadcast(x1, 5u), b0, b1v, b2, b3);
+        acc[14] = fma4(acc[14], subgroupBroadcast(x1, 6u), b0, b1v, b2, b3);
+        acc[15] = fma4(acc[15], subgroupBroadcast(x1, 7u), b0, b1v, b2, b3);
+        acc[16] = fma4(acc[16], subgroupBroadcast(x2, 0u), b0, b1v, b2, b3);
+        acc[17] = fma4(acc[17], subgroupBroadcast(x2, 1u), b0, b1v, b2, b3);
+        acc[18] = fma4(acc[18], subgroupBroadcast(x2, 2u), b0, b1v, b2, b3);
+        acc[19] = fma4(acc[19], subgroupBroadcast(x2, 3u), b0, b1v, b2, b3);
+        acc[20] = fma4(acc[20], subgroupBroadcast(x2, 4u), b0, b1v, b2, b3);
+        acc[21] = fma4(acc[21], subgroupBroadcast(x2, 5u), b0, b1v, b2, b3);
+        acc[22] = fma4(acc[22], subgroupBroadcast(x2, 6u), b0, b1v, b2, b3);
+        acc[23] = fma4(acc[23], subgroupBroadcast(x2, 7u), b0, b1v, b2, b3);
+      } else {
+        // Slot q holds rows 4*(q%6)..+3 at depth k + q/6 and lives in register q/8 of lane q%8.
+        let kx = vec3<u32>(k) + acol;
+        let kin = kx < vec3<u32>(p.K);
+        let x0 = a4(abase + kx.x * p.lda + arow.x, vec4<bool>(kin.x) & lt4(arow.x, p.M));
+        let x1 = a4(abase + kx.y * p.lda + arow.y, vec4<bool>(kin.y) & lt4(arow.y, p.M));
+        let x2 = a4(abase + kx.z * p.lda + arow.z, vec4<bool>(kin.z) & lt4(arow.z, p.M));
+        // Row quad d gathers slots d, 6+d, 12+d, 18+d (depths k..k+3).
+        quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x0, 6u), subgroupBroadcast(x1, 4u),
+             subgroupBroadcast(x2, 2u), b0, b1v, b2, b3);
+        quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x0, 7u), subgroupBroadcast(x1, 5u),
+             subgroupBroadcast(x2, 3u), b0, b1v, b2, b3);
+        quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 0u), subgroupBroadcast(x1, 6u),
+             subgroupBroadcast(x2, 4u), b0, b1v, b2, b3);
+        quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 1u), subgroupBroadcast(x1, 7u),
+             subgroupBroadcast(x2, 5u), b0, b1v, b2, b3);
+        quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 2u), subgroupBroadcast(x2, 0u),
+             subgroupBroadcast(x2, 6u), b0, b1v, b2, b3);
+        quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 3u), subgroupBroadcast(x2, 1u),
+             subgroupBroadcast(x2, 7u), b0, b1v, b2, b3);
+      }
+    }
+  }
+
+  // Epilogue: copy the accumulators (constant indices keep them in registers in the loop above)
+  // into an array walked by a loop, so the epilogue is compiled once rather than 96 times.
+  var o: array<vec4<f32>, 24>;
+  o[0] = acc[0]; o[1] = acc[1]; o[2] = acc[2]; o[3] = acc[3]; o[4] = acc[4]; o[5] = acc[5];
+  o[6] = acc[6]; o[7] = acc[7]; o[8] = acc[8]; o[9] = acc[9]; o[10] = acc[10]; o[11] = acc[11];
+  o[12] = acc[12]; o[13] = acc[13]; o[14] = acc[14]; o[15] = acc[15]; o[16] = acc[16]; o[17] = acc[17];
+  o[18] = acc[18]; o[19] = acc[19]; o[20] = acc[20]; o[21] = acc[21]; o[22] = acc[22]; o[23] = acc[23];
+  let cbase = p.c_off + wid.z * p.c_bs;
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + i;
+    if (m >= p.M) { break; }
+    let v = o[i];
+    let ci = cbase + m * p.ldc + n;
+    for (var j = 0u; j < 4u; j++) {
+      if (n + j < p.N) { c[ci + j] = epilogue(v[j], n + j, ci + j); }
+    }
+  }
+}
