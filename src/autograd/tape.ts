@@ -11,7 +11,7 @@
  */
 import { runAxpby, runFill } from '../kernels/elementwise.js';
 import type { GradFn } from '../tensor/tensor.js';
-import { Tensor } from '../tensor/tensor.js';
+import { setDisposeHook, Tensor } from '../tensor/tensor.js';
 import { untrack } from '../tensor/scope.js';
 import { fmt, sameShape } from '../util/shape.js';
 
@@ -69,6 +69,7 @@ export function record(
 ): Tensor {
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return out;
   for (const t of save) t.pin();
+  for (const t of inputs) t.consumers++;
   const saved = [...save];
   const node: GradNode = { op, inputs: [...inputs], saved, rule };
   out.requiresGrad = true;
@@ -76,11 +77,32 @@ export function record(
   return out;
 }
 
-function releaseNode(n: GradNode): void {
-  for (const s of n.saved) s.unpin();
-  n.saved = [];
-  n.rule = null;
+/**
+ * Clears a node's rule and saved tensors. Its inputs lose a consumer; an input whose handle was
+ * already disposed and that no other node consumes can never take part in a backward pass any
+ * more, so its own node is released too (this frees branches backward never reaches, such as
+ * outputs a loss does not use, as soon as their tensors are disposed).
+ */
+function releaseNode(first: GradNode, cascade = true): void {
+  const stack = [first];
+  while (stack.length) {
+    const n = stack.pop()!;
+    if (!n.rule) continue;
+    for (const s of n.saved) s.unpin();
+    n.saved = [];
+    n.rule = null;
+    for (const x of n.inputs) {
+      x.consumers--;
+      const up = x.gradFn as GradNode | null;
+      if (cascade && up?.rule && x.handleReleased && x.consumers === 0) stack.push(up);
+    }
+  }
 }
+
+setDisposeHook((t) => {
+  const n = t.gradFn as GradNode | null;
+  if (n?.rule && t.consumers === 0) releaseNode(n);
+});
 
 /** Marks a tensor as a trainable leaf. */
 export function param(t: Tensor): Tensor {
@@ -179,7 +201,8 @@ export function backward(root: Tensor, opts: BackwardOptions = {}): void {
       });
       // The node stays attached with its rule cleared, so a second backward through it is an
       // error rather than silently treating `t` as a leaf.
-      if (!opts.retainGraph) releaseNode(node);
+      // No cascade here: upstream nodes are still to be processed by this pass.
+      if (!opts.retainGraph) releaseNode(node, false);
     }
   });
   for (const g of grads.values()) g.dispose();

@@ -36,6 +36,12 @@ export interface GradFn {
 
 let nextId = 1;
 
+/** Called once when a tensor handle is disposed; the tape uses it to free unreachable graph parts. */
+let disposeHook: ((t: Tensor) => void) | null = null;
+export function setDisposeHook(fn: (t: Tensor) => void): void {
+  disposeHook = fn;
+}
+
 export class Tensor {
   readonly id = nextId++;
   readonly shape: readonly number[];
@@ -47,6 +53,9 @@ export class Tensor {
   private store: Storage | null;
   private pins = 0;
   private disposeRequested = false;
+  private handleDisposed = false;
+  /** Number of unreleased autograd nodes that take this tensor as an input (set by the tape). */
+  consumers = 0;
 
   constructor(
     storage: Storage,
@@ -148,12 +157,19 @@ export class Tensor {
    */
   dispose(): void {
     if (!this.store) return;
-    if (this.pins > 0) {
-      this.disposeRequested = true;
-      return;
+    const first = !this.handleDisposed;
+    this.handleDisposed = true;
+    if (this.pins > 0) this.disposeRequested = true;
+    else {
+      this.store.release();
+      this.store = null;
     }
-    this.store.release();
-    this.store = null;
+    if (first) disposeHook?.(this);
+  }
+
+  /** True once dispose() was called on this handle (its storage may still be pinned by the tape). */
+  get handleReleased(): boolean {
+    return this.handleDisposed;
   }
 
   /** Keeps the storage alive past dispose() until unpin(); used by the tape for saved tensors. */

@@ -104,3 +104,36 @@ describe('tape', () => {
     expect(() => t.buffer).toThrow(/tensor w\[2, 2\] was used after dispose/);
   });
 });
+
+describe('graph lifetime', () => {
+  test('a branch backward never reaches is freed once its output is disposed', async () => {
+    await gpu.sync();
+    const base = gpu.stats().pool.liveBytes;
+    const w = param(Tensor.fromData(gpu, new Float32Array(500).fill(0.5), [500]));
+    for (let i = 0; i < 3; i++) {
+      tidy(() => {
+        const h = ops.gelu(w);
+        const used = ops.sum(ops.square(h));
+        // A second output that the loss does not use (like SAM's IoU head).
+        ops.exp(ops.relu(h));
+        backward(used);
+      });
+    }
+    w.grad!.dispose();
+    w.grad = null;
+    w.dispose();
+    expect(gpu.stats().pool.liveBytes).toBe(base);
+  });
+
+  test('disposing intermediates before backward keeps what backward needs', async () => {
+    const x = param(Tensor.fromData(gpu, [1, 2, 3], [3]));
+    const a = ops.square(x);
+    const b = ops.exp(a);
+    const loss = ops.sum(b);
+    a.dispose();
+    b.dispose();
+    backward(loss);
+    const want = [1, 2, 3].map((v) => 2 * v * Math.exp(v * v));
+    assertClose(await x.grad!.read(), want, { rtol: 1e-5, atol: 1e-5 });
+  });
+});
