@@ -23,6 +23,8 @@ import { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
 import { batchChunks, bindSlice } from './split.js';
+import { runGather } from './elementwise.js';
+import { runGemm } from './gemm.js';
 import { conv2d as plainSource, conv2dSg as sgSource } from './wgsl.gen.js';
 
 /** Full geometry of one conv2d (all sizes per axis). */
@@ -452,6 +454,59 @@ const PHASE_KEYS = [
   'dbx',
 ] as const;
 
+/**
+ * A 1x1, stride-1, unpadded, ungrouped conv is a batched GEMM per image: y[n] (Cout, HW) =
+ * W (Cout, Cin) . x[n] (Cin, HW). The GEMM kernels are tuned for exactly that (the SAM neck's
+ * 768->256 projection runs several times faster there than through the implicit-GEMM conv).
+ */
+export function isPointwise(g: Conv2dGeometry): boolean {
+  return g.kh === 1 && g.kw === 1 && g.sy === 1 && g.sx === 1 && g.py === 0 && g.px === 0 && g.groups === 1;
+}
+
+/**
+ * A strided 1x1 conv (ResNet downsample) whose input tiles exactly into strides: subsampling x
+ * (one gather) turns it into the pointwise GEMM, and its input gradient is that GEMM followed by
+ * a zero-inserting gather. Used when every operand fits one binding.
+ */
+function stridedPointwise(g: Conv2dGeometry, ...ts: Tensor[]): boolean {
+  const fits = ts.every((t) => t.bytes <= t.gpu.profile.maxStorageBindingBytes);
+  return (
+    fits &&
+    g.kh === 1 &&
+    g.kw === 1 &&
+    g.py === 0 &&
+    g.px === 0 &&
+    g.groups === 1 &&
+    (g.sy > 1 || g.sx > 1) &&
+    g.H === g.Ho * g.sy &&
+    g.W === g.Wo * g.sx
+  );
+}
+
+/** x (N, C, H, W) -> x[:, :, ::sy, ::sx] as a new (N, C, Ho, Wo) tensor. */
+function subsample(x: Tensor, g: Conv2dGeometry, C: number): Tensor {
+  const out = Tensor.empty(x.gpu, [g.N, C, g.Ho, g.Wo]);
+  const dims = [g.N, C, g.Ho, g.Wo];
+  runGather(x, out, {
+    dims,
+    strides: [C * g.H * g.W, g.H * g.W, g.sy * g.W, g.sx],
+    starts: [0, 0, 0, 0],
+    extents: dims,
+  });
+  return out;
+}
+
+/** t (N, C, Ho, Wo) -> out (N, C, H, W) with t at (y*sy, x*sx) and zeros elsewhere (H = Ho*sy). */
+function zeroInsert(t: Tensor, out: Tensor, g: Conv2dGeometry, C: number): void {
+  // View out as (N, C, Ho, sy, Wo, sx): only index 0 of each stride axis reads t.
+  runGather(t, out, {
+    dims: [g.N, C, g.Ho, g.sy, g.Wo, g.sx],
+    strides: [C * g.Ho * g.Wo, g.Ho * g.Wo, g.Wo, 0, 1, 0],
+    starts: [0, 0, 0, 0, 0, 0],
+    extents: [g.N, C, g.Ho, 1, g.Wo, 1],
+  });
+}
+
 /** y = conv2d(x, w) + bias. x (N, Cin, H, W), w (Cout, Cin/groups, kh, kw), y (N, Cout, Ho, Wo). */
 export function runConv2dForward(
   x: Tensor,
@@ -460,6 +515,18 @@ export function runConv2dForward(
   y: Tensor,
   g: Conv2dGeometry,
 ): void {
+  if (isPointwise(g) && !bias) {
+    const HW = g.H * g.W;
+    // Batch over images; A = W broadcast (batch stride 0), B = x[n] (Cin, HW).
+    runGemm({ a: w, b: x, c: y, M: g.Cout, N: HW, K: g.Cin, batch: g.N, aBatchStride: 0 });
+    return;
+  }
+  if (!bias && stridedPointwise(g, x, y)) {
+    const xs = subsample(x, g, g.Cin);
+    runGemm({ a: w, b: xs, c: y, M: g.Cout, N: g.Ho * g.Wo, K: g.Cin, batch: g.N, aBatchStride: 0 });
+    xs.dispose();
+    return;
+  }
   runRows({
     src: x,
     dst: y,
@@ -537,6 +604,29 @@ function phaseAxis(
 
 /** dx = conv2d input gradient of dy (N, Cout, Ho, Wo) through w; dx (N, Cin, H, W). */
 export function runConv2dInputGrad(dy: Tensor, w: Tensor, dx: Tensor, g: Conv2dGeometry): void {
+  if (isPointwise(g)) {
+    // dx[n] (Cin, HW) = W^T (Cin, Cout) . dy[n] (Cout, HW)
+    runGemm({
+      a: w,
+      b: dy,
+      c: dx,
+      M: g.Cin,
+      N: g.H * g.W,
+      K: g.Cout,
+      batch: g.N,
+      aBatchStride: 0,
+      transA: true,
+    });
+    return;
+  }
+  if (stridedPointwise(g, dx, dy)) {
+    const t = Tensor.empty(dx.gpu, [g.N, g.Cin, g.Ho, g.Wo]);
+    const HoWo = g.Ho * g.Wo;
+    runGemm({ a: w, b: dy, c: t, M: g.Cin, N: HoWo, K: g.Cout, batch: g.N, aBatchStride: 0, transA: true });
+    zeroInsert(t, dx, g, g.Cin);
+    t.dispose();
+    return;
+  }
   const phases: Record<string, number>[] = [];
   for (let ry = 0; ry < g.sy; ry++) {
     const ay = phaseAxis(ry, g.H, g.kh, g.sy, g.py, g.dy);
@@ -604,6 +694,18 @@ function chooseSplits(gpu: Gpu, tiles: number, rows: number, slotBytes: number, 
 
 /** dw (Cout, Cin/groups, kh, kw) = weight gradient of conv2d(x, w) for upstream dy. */
 export function runConv2dWeightGrad(x: Tensor, dy: Tensor, dw: Tensor, g: Conv2dGeometry): void {
+  if (isPointwise(g)) {
+    // dW (Cout, Cin) = sum_n dy[n] (Cout, HW) . x[n]^T (HW, Cin): one output, N summed products.
+    const HW = g.H * g.W;
+    runGemm({ a: dy, b: x, c: dw, M: g.Cout, N: g.Cin, K: HW, kb: g.N, transB: true });
+    return;
+  }
+  if (stridedPointwise(g, x, dy)) {
+    const xs = subsample(x, g, g.Cin);
+    runGemm({ a: dy, b: xs, c: dw, M: g.Cout, N: g.Cin, K: g.Ho * g.Wo, kb: g.N, transB: true });
+    xs.dispose();
+    return;
+  }
   const gpu = x.gpu;
   const variant = conv2dVariant(gpu);
   const shape = plainShape(gpu);
