@@ -121,7 +121,9 @@ export class Gpu {
       );
     this.maxDispatchesPerSubmit = opts.maxDispatchesPerSubmit ?? 256;
     this.logDispatches =
-      opts.logDispatches ?? (typeof process !== 'undefined' && process.env?.SAMLST_LOG_DISPATCH === '1');
+      opts.logDispatches ??
+      (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env
+        ?.SAMLST_LOG_DISPATCH === '1';
     this.pipelines = new PipelineCache(this.device);
     this.pool = new BufferPool(
       { createBuffer: (d) => this.createBufferChecked(d) },
@@ -130,12 +132,28 @@ export class Gpu {
     void this.device.lost.then((info) => {
       this.lostInfo = { reason: String(info.reason), message: info.message };
     });
-    const onErr = (ev: Event) => {
-      const e = (ev as GPUUncapturedErrorEvent).error;
-      this.asyncErrors.push(new GpuValidationError(`uncaptured WebGPU error: ${e.message}`));
-    };
     if (typeof this.device.addEventListener === 'function')
-      this.device.addEventListener('uncapturederror', onErr);
+      this.device.addEventListener('uncapturederror', this.onUncaptured);
+  }
+
+  private readonly onUncaptured = (ev: Event): void => {
+    const e = (ev as GPUUncapturedErrorEvent).error;
+    this.asyncErrors.push(new GpuValidationError(`uncaptured WebGPU error: ${e.message}`));
+  };
+
+  /** Records the outcome of an error scope; a scope that rejects (device or instance gone) is reported too. */
+  private watchScope(p: Promise<GPUError | null>, make: (e: GPUError) => GpuError): void {
+    this.pendingChecks.push(
+      p.then(
+        (e) => {
+          if (e) this.asyncErrors.push(make(e));
+        },
+        (err: unknown) => {
+          if (!this.destroyed && !this.lostInfo)
+            this.asyncErrors.push(new GpuError(`WebGPU error scope failed: ${(err as Error).message}`));
+        },
+      ),
+    );
   }
 
   // ---------------------------------------------------------------- memory
@@ -314,18 +332,11 @@ export class Gpu {
     dev.queue.submit([this.encoder.finish()]);
     const validation = dev.popErrorScope();
     const oom = dev.popErrorScope();
-    this.pendingChecks.push(
-      validation.then((e) => {
-        if (e)
-          this.asyncErrors.push(
-            new GpuValidationError(`WebGPU validation error in [${kernels}]: ${e.message}`),
-          );
-      }),
-      oom.then((e) => {
-        if (e)
-          this.asyncErrors.push(new GpuValidationError(`device out of memory in [${kernels}]: ${e.message}`));
-      }),
+    this.watchScope(
+      validation,
+      (e) => new GpuValidationError(`WebGPU validation error in [${kernels}]: ${e.message}`),
     );
+    this.watchScope(oom, (e) => new GpuValidationError(`device out of memory in [${kernels}]: ${e.message}`));
     this.encoder = null;
     this.batchKernels.clear();
     this.batchBuffers.clear();
@@ -388,6 +399,8 @@ export class Gpu {
     if (this.destroyed) return;
     if (!this.lostInfo) this.flush();
     this.destroyed = true;
+    if (typeof this.device.removeEventListener === 'function')
+      this.device.removeEventListener('uncapturederror', this.onUncaptured);
     this.pool.destroyAll();
     for (const b of this.uniformCache.values()) b.destroy();
     this.uniformCache.clear();
@@ -403,11 +416,9 @@ export class Gpu {
     const dev = this.device;
     dev.pushErrorScope('out-of-memory');
     const buf = dev.createBuffer(desc);
-    this.pendingChecks.push(
-      dev.popErrorScope().then((e) => {
-        if (e)
-          this.asyncErrors.push(new GpuOutOfMemoryError(desc.size, this.profile.maxBufferBytes, `a buffer`));
-      }),
+    this.watchScope(
+      dev.popErrorScope(),
+      () => new GpuOutOfMemoryError(desc.size, this.profile.maxBufferBytes, 'a buffer'),
     );
     return buf;
   }

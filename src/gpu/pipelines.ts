@@ -10,6 +10,10 @@
 import { KernelCompileError } from './errors.js';
 import type { KernelSpec } from './kernel.js';
 
+/** A scope or compilation-info promise rejects when the device or instance is gone; the device
+ * layer reports that loss itself, so here it is not an error of the kernel. */
+const ignoreGone = (): void => {};
+
 export interface CachedPipeline {
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
@@ -71,7 +75,7 @@ export class PipelineCache {
           this.pipelines.delete(key);
           this.modules.delete(spec.file);
         }
-      }),
+      }, ignoreGone),
     );
     this.createdCount++;
     const entry = { pipeline, layout };
@@ -112,7 +116,7 @@ export class PipelineCache {
           this.errors.push(new KernelCompileError(spec.name, msgs.join('\n')));
           this.modules.delete(spec.file);
         }
-      }),
+      }, ignoreGone),
     );
   }
 

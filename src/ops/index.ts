@@ -1,6 +1,7 @@
 /** The differentiable op set. */
 export * from './conv.js';
 export * from './elementwise.js';
+export * from './attention.js';
 export * from './gate.js';
 export * from './linear.js';
 export * from './loss.js';
