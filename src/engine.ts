@@ -3,6 +3,7 @@
  * reconfigured by the engine) or one it obtains from navigator.gpu — and creates tensors on it.
  */
 import { Gpu, type AdapterProfile, type GpuStats } from './gpu/device.js';
+import { GpuError } from './gpu/errors.js';
 import { createBrowserDevice } from './platform/browser.js';
 import type { Shape } from './util/shape.js';
 import { Tensor } from './tensor/tensor.js';
@@ -36,6 +37,15 @@ export class Engine {
     return Tensor.fromBuffer(this.gpu, buffer, shape, dtype);
   }
 
+  /**
+   * Submits the work recorded so far to the device queue without waiting. Call it before the
+   * app's own command buffers read (or write) engine tensors' buffers, so they see the results:
+   * the engine records into its own encoder and submits lazily.
+   */
+  flush(): void {
+    this.gpu.flush();
+  }
+
   /** Waits for all recorded work and throws any error the device reported. */
   sync(): Promise<void> {
     return this.gpu.sync();
@@ -51,10 +61,53 @@ export class Engine {
   }
 }
 
+/**
+ * The device limits the kernels need (the WebGPU defaults, which every core-WebGPU adapter meets;
+ * compatibility-mode devices and devices created with lowered limits may not).
+ */
+export const REQUIRED_LIMITS = {
+  maxComputeInvocationsPerWorkgroup: 256,
+  maxComputeWorkgroupSizeX: 256,
+  maxComputeWorkgroupStorageSize: 16384,
+  maxStorageBuffersPerShaderStage: 8,
+} as const;
+
+/** The device's limits are below what the kernels need; `problems` names each one. */
+export class AdapterLimitsError extends GpuError {
+  constructor(readonly problems: string[]) {
+    super(`the WebGPU device's limits are too small for sam-lst-webgpu: ${problems.join('; ')}`);
+  }
+}
+
+/** One line per limit of `limits` below REQUIRED_LIMITS (empty when the device is usable). */
+export function limitProblems(limits: GPUSupportedLimits): string[] {
+  const out: string[] = [];
+  for (const [k, need] of Object.entries(REQUIRED_LIMITS)) {
+    const have = (limits as unknown as Record<string, number>)[k] ?? 0;
+    if (have < need) out.push(`${k} is ${have}, needs at least ${need}`);
+  }
+  return out;
+}
+
+/**
+ * An engine on the app's `device` (never destroyed or reconfigured by the engine: `dispose()` frees
+ * only the engine's own buffers), or on a device it requests from navigator.gpu (which it owns and
+ * destroys on `dispose()`). Throws GpuError when the browser has no WebGPU or no adapter, and
+ * AdapterLimitsError when the device's limits are below REQUIRED_LIMITS.
+ */
 export async function createEngine(opts: EngineOptions = {}): Promise<Engine> {
   if (opts.device) {
-    return new Engine(new Gpu({ device: opts.device, adapterInfo: opts.adapterInfo, owned: false, profile: opts.profile }));
+    const problems = limitProblems(opts.device.limits);
+    if (problems.length) throw new AdapterLimitsError(problems);
+    return new Engine(
+      new Gpu({ device: opts.device, adapterInfo: opts.adapterInfo, owned: false, profile: opts.profile }),
+    );
   }
   const { device, info } = await createBrowserDevice();
+  const problems = limitProblems(device.limits);
+  if (problems.length) {
+    device.destroy();
+    throw new AdapterLimitsError(problems);
+  }
   return new Engine(new Gpu({ device, adapterInfo: info, owned: true, profile: opts.profile }));
 }
