@@ -1,6 +1,6 @@
 /**
  * The import arrows of ARCHITECTURE.md, checked over the import statements of src/:
- * util ← gpu ← kernels ← ops ← nn ← train ← cli; util, gpu ← tensor ← autograd ← ops (the tape uses
+ * util ← gpu ← kernels ← ops ← nn ← eval ← train ← app ← cli; util, gpu ← tensor ← autograd ← ops (the tape uses
  * the elementwise kernels to accumulate gradients);
  * optim → tensor, kernels; io and data are host-only; platform/node only from cli/test/bench;
  * only src/gpu (and platform, which obtains devices) may call WebGPU device methods.
@@ -31,21 +31,11 @@ const ALLOWED: Record<string, string[]> = {
   io: ['util', 'tensor/host'],
   data: ['util', 'tensor/host', 'io'],
   nn: ['ops', 'autograd', 'tensor', 'kernels', 'gpu', 'util', 'io'],
-  train: ['nn', 'ops', 'optim', 'autograd', 'tensor', 'kernels', 'gpu', 'util', 'io', 'data'],
-  cli: [
-    'train',
-    'nn',
-    'ops',
-    'optim',
-    'autograd',
-    'tensor',
-    'kernels',
-    'gpu',
-    'util',
-    'io',
-    'data',
-    'platform',
-  ],
+  eval: ['nn', 'ops', 'autograd', 'tensor', 'kernels', 'gpu', 'util', 'io', 'data'],
+  train: ['eval', 'nn', 'ops', 'optim', 'autograd', 'tensor', 'kernels', 'gpu', 'util', 'io', 'data'],
+  app: ['train', 'eval', 'nn', 'ops', 'optim', 'autograd', 'tensor', 'kernels', 'gpu', 'util', 'io', 'data'],
+  // prettier-ignore
+  cli: ['app', 'train', 'eval', 'nn', 'ops', 'optim', 'autograd', 'tensor', 'kernels', 'gpu', 'util', 'io', 'data', 'platform'],
 };
 
 function layerOf(rel: string): string {
