@@ -9,8 +9,10 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     pool: 'forks',
     maxWorkers: 2,
-    testTimeout: 120_000,
-    hookTimeout: 120_000,
+    // Generous: on a machine whose Mesa shader cache is cold, the first test to use a large
+    // register-tiled kernel pays its LLVM compile (up to tens of seconds per pipeline on lavapipe).
+    testTimeout: 600_000,
+    hookTimeout: 600_000,
     env: { XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? '/tmp' },
   },
 });

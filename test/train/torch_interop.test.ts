@@ -35,6 +35,9 @@ try {
   execFileSync(PY, ['-c', 'import torch, numpy'], { stdio: 'ignore' });
   havePy = true;
 } catch {
+  // CI installs it (scripts/setup-python-torch.sh): there a missing torch is a failure, not a skip.
+  if (process.env.CI === 'true')
+    throw new Error(`train/torch_interop: ${PY} cannot import torch; run bash scripts/setup-python-torch.sh`);
   console.warn(
     `train/torch_interop: skipped, ${PY} with torch is not available (Debian: apt-get install python3-torch)`,
   );
