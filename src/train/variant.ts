@@ -9,7 +9,9 @@
  *   sam-decoder  no side network: fused = e_sam (frozen embedding only); only output_upscaling
  *                trains (alpha and the ResNet frozen)
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import type { Gpu } from '../gpu/device.js';
 import { readPth } from '../io/pth.js';
 import { interpolateBilinear } from '../ops/spatial.js';
@@ -41,6 +43,34 @@ export interface BuiltModel {
   notes: string[];
 }
 
+/**
+ * Reads a weights file given on the command line. Release files whose name ends in
+ * `-<hex>.pth` (torchvision's convention, e.g. resnet18-f37072fd.pth) carry the first hex digits
+ * of their sha256: a file that does not match is refused as corrupt or mislabelled.
+ */
+export function readWeights(path: string): ReturnType<typeof readPth> {
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(readFileSync(path));
+  } catch (e) {
+    throw new Error(`cannot read ${path}: ${(e as Error).message}`, { cause: e });
+  }
+  const m = /-([0-9a-f]{8,64})\.(pth|pt)$/.exec(basename(path));
+  if (m) {
+    const digest = createHash('sha256').update(bytes).digest('hex');
+    if (!digest.startsWith(m[1]!))
+      throw new Error(
+        `${path}: sha256 ${digest.slice(0, 16)}... does not start with ${m[1]} as its name says; ` +
+          'the file is corrupt, truncated or not the release it is named after',
+      );
+  }
+  try {
+    return readPth(bytes, path);
+  } catch (e) {
+    throw new Error(`cannot load ${path}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 /** The run's model: seeded default init, then the official checkpoints when configured. */
 export function buildModel(gpu: Gpu, c: TrainConfig): BuiltModel {
   const cfg = modelConfig(c);
@@ -48,15 +78,8 @@ export function buildModel(gpu: Gpu, c: TrainConfig): BuiltModel {
   const notes: string[] = [];
   try {
     if (c.samCheckpoint) {
-      const read = (p: string) => {
-        try {
-          return readPth(new Uint8Array(readFileSync(p)), p);
-        } catch (e) {
-          throw new Error(`cannot load ${p}: ${(e as Error).message}`, { cause: e });
-        }
-      };
-      const sam = read(c.samCheckpoint);
-      const res = c.resnetCheckpoint ? read(c.resnetCheckpoint) : undefined;
+      const sam = readWeights(c.samCheckpoint);
+      const res = c.resnetCheckpoint ? readWeights(c.resnetCheckpoint) : undefined;
       const r = model.loadOfficial(sam, res, {
         sam: c.samCheckpoint,
         resnet: c.resnetCheckpoint ?? undefined,
@@ -73,12 +96,7 @@ export function buildModel(gpu: Gpu, c: TrainConfig): BuiltModel {
       );
       if (c.resnetCheckpoint) {
         const p = c.resnetCheckpoint;
-        let res;
-        try {
-          res = readPth(new Uint8Array(readFileSync(p)), p);
-        } catch (e) {
-          throw new Error(`cannot load ${p}: ${(e as Error).message}`, { cause: e });
-        }
+        const res = readWeights(p);
         const inner = new Map([...res].map(([k, v]) => [k.replace(/^module\./, ''), v]));
         model.CNN_encoder.loadStateDict(inner, { strict: true, source: p });
       }

@@ -13,7 +13,7 @@ import { decodeEntry, parseSafetensors } from '../../src/io/safetensors.js';
 import { SamLST } from '../../src/nn/sam_lst.js';
 import { train } from '../../src/train/loop.js';
 import { setVariantTrainable } from '../../src/train/variant.js';
-import { closeTestGpus, testGpu } from '../helpers.js';
+import { closeTestGpus, testDir, testGpu } from '../helpers.js';
 import { sink, tempDir, tinyModel, tinyTrainConfig } from './util.js';
 
 let gpu: Gpu;
@@ -86,5 +86,24 @@ describe('training', () => {
     } finally {
       init.dispose();
     }
+  });
+});
+
+describe('weights files named after their sha256 (torchvision convention)', () => {
+  test('a file whose content does not match its name is refused; a matching one loads', async () => {
+    const { createHash } = await import('node:crypto');
+    const { copyFileSync, mkdtempSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { readWeights } = await import('../../src/train/variant.js');
+    const src = join(testDir, 'fixtures', 'tiny_sam_lst.pth');
+    const dir = mkdtempSync(join(tmpdir(), 'weights-'));
+    const digest = createHash('sha256').update(readFileSync(src)).digest('hex');
+    const good = join(dir, `tiny-${digest.slice(0, 8)}.pth`);
+    const bad = join(dir, 'tiny-00000000.pth');
+    copyFileSync(src, good);
+    copyFileSync(src, bad);
+    expect(readWeights(good).size).toBe(355);
+    expect(() => readWeights(bad)).toThrow(/tiny-00000000\.pth: sha256 .* does not start with 00000000/);
   });
 });
