@@ -4,6 +4,7 @@
  * the tensors of an `Engine`, so an app that passed its own GPUDevice to `createEngine` gets
  * results in GPUBuffers on that device (`tensor.buffer`) and can use them without a readback.
  */
+import { argmaxChannels } from './eval/inference.js';
 import { noGrad } from './autograd/tape.js';
 import type { Engine } from './engine.js';
 import { readPth } from './io/pth.js';
@@ -314,22 +315,7 @@ export const ORGAN_COLORS: readonly (readonly [number, number, number])[] = [
 /** Per-pixel class ids (B, H, W) of mask logits (B, C, H, W): argmax over C, first maximum wins. */
 export function argmaxClasses(logits: Float32Array, shape: readonly number[]): Int32Array {
   const [B, C, H, W] = shape as [number, number, number, number];
-  const hw = H * W;
-  const out = new Int32Array(B * hw);
-  for (let b = 0; b < B; b++)
-    for (let p = 0; p < hw; p++) {
-      let best = 0;
-      let bv = logits[b * C * hw + p]!;
-      for (let c = 1; c < C; c++) {
-        const v = logits[(b * C + c) * hw + p]!;
-        if (v > bv) {
-          bv = v;
-          best = c;
-        }
-      }
-      out[b * hw + p] = best;
-    }
-  return out;
+  return argmaxChannels(logits, B, C, H * W);
 }
 
 /** AdamW options (lr, betas, eps, weightDecay) over SAM-LST's defaults. */

@@ -219,6 +219,6 @@ export class AdamW {
 }
 
 function checkRange(what: string, v: number, lo: number, hi: number, openHi = false): void {
-  if (!(v >= lo && (openHi ? v < hi : v <= hi)))
+  if (!Number.isFinite(v) || !(v >= lo && (openHi ? v < hi : v <= hi)))
     throw new RangeError(`AdamW: ${what} = ${v} is outside [${lo}, ${hi}${openHi ? ')' : ']'}`);
 }

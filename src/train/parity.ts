@@ -18,6 +18,7 @@
  * truth, `ref_maxabs`): atol = max(factor * f32_maxabs, 1e-5 * ref_maxabs, 1e-6), factor 4 unless
  * TOLERANCE_RULES gives a (justified) larger one.
  */
+import { argmaxChannels } from '../eval/inference.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import type { Gpu } from '../gpu/device.js';
 import { readPth } from '../io/pth.js';
@@ -172,27 +173,6 @@ export function samLstTrainStep(
   });
 }
 
-/** Argmax over axis 1 of (B, C, H, W) values -> (B, H, W) (first maximum wins, like torch). */
-export function argmaxChannels(x: Float32Array, shape: readonly number[]): Int32Array {
-  const [B, C, H, W] = shape as [number, number, number, number];
-  const hw = H * W;
-  const out = new Int32Array(B * hw);
-  for (let b = 0; b < B; b++)
-    for (let p = 0; p < hw; p++) {
-      let best = 0;
-      let bv = x[b * C * hw + p]!;
-      for (let c = 1; c < C; c++) {
-        const v = x[(b * C + c) * hw + p]!;
-        if (v > bv) {
-          bv = v;
-          best = c;
-        }
-      }
-      out[b * hw + p] = best;
-    }
-  return out;
-}
-
 /** Runs the case (see the file comment) on `gpu`; frees everything it made. */
 export async function runParityCase(
   gpu: Gpu,
@@ -232,7 +212,15 @@ export async function runParityCase(
     });
     for (const n of evalNames) actual.set(`eval.${n}`, await ecap.act(n).readFloat());
     const masks = ecap.act('masks');
-    actual.set('eval.pred', argmaxChannels(actual.get('eval.masks') as Float32Array, masks.shape));
+    actual.set(
+      'eval.pred',
+      argmaxChannels(
+        actual.get('eval.masks') as Float32Array,
+        masks.shape[0]!,
+        masks.shape[1]!,
+        masks.shape[2]! * masks.shape[3]!,
+      ),
+    );
     ecap.dispose();
 
     // ---- train mode: forward with capture, loss, backward

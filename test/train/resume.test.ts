@@ -6,7 +6,8 @@
  *  - a NaN loss (injected through the loop's test hook at step 5) stops the run with a message naming
  *    the step, before that update, and the last good checkpoint (end of epoch 1, step 3) is left as
  *    it was and still loads;
- *  - an lr of Infinity makes the next step's loss non-finite and trainStep refuses it.
+ *  - an lr so large that the weights overflow makes the next step's loss non-finite and trainStep
+ *    refuses it; a non-finite lr is refused by AdamW itself.
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -106,7 +107,7 @@ describe('non-finite loss', () => {
     expect(readFileSync(join(dir, 'report.md'), 'utf8')).toMatch(/STOPPED: loss is NaN at step 5/);
   });
 
-  test('lr = Infinity: the next loss is not finite and trainStep refuses to apply it', async () => {
+  test('an overflowing lr: the next loss is not finite and trainStep refuses to apply it', async () => {
     const cfg = tinyModel();
     const model = new SamLST(gpu, cfg, { seed: 1 });
     const opt = new AdamW(
@@ -126,7 +127,10 @@ describe('non-finite loss', () => {
     );
     try {
       const emb = tidy(() => noGrad(() => model.encode(image)));
-      const l1 = await trainStep(model, opt, 'lst', image, labels, emb, { lr: Infinity, step: 1 });
+      await expect(
+        trainStep(model, opt, 'lst', image, labels, emb, { lr: Infinity, step: 1 }),
+      ).rejects.toThrow(/AdamW: lr = Infinity/);
+      const l1 = await trainStep(model, opt, 'lst', image, labels, emb, { lr: 1e38, step: 1 });
       expect(Number.isFinite(l1.total)).toBe(true);
       await expect(trainStep(model, opt, 'lst', image, labels, emb, { lr: 1e-3, step: 2 })).rejects.toThrow(
         /loss is (NaN|-?Infinity) at step 2/,
