@@ -3,11 +3,12 @@
  * axpby, fill, and the rank-6 strided gather used for permute / pad / crop / broadcast.
  */
 import type { Binding, Gpu } from '../gpu/device.js';
-import { defineKernel } from '../gpu/kernel.js';
+import { defineKernel, type KernelSpec } from '../gpu/kernel.js';
 import type { UniformLayout } from '../gpu/uniforms.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
+import { flatChunks } from './split.js';
 import { elementwise as source } from './wgsl.gen.js';
 
 const DIMS = ['d0', 'd1', 'd2', 'd3', 'd4', 'd5'] as const;
@@ -117,18 +118,36 @@ export const affineInplace4Kernel = defineKernel({
 });
 export const fill4Kernel = defineKernel({ ...common, entry: 'fill4', storage: [['dst4', 'read_write']] });
 
-/**
- * Bindings for the vec4 entries: each covers ceil(n/4) vec4s of its tensor, or null when some
- * buffer is too small for that (app-owned buffers of exact size), in which case the scalar entry runs.
- */
-function vec4Bindings(n: number, ...ts: Tensor[]): Binding[] | null {
-  const bytes = Math.ceil(n / 4) * 16;
-  if (ts.some((t) => t.buffer.size < bytes)) return null;
-  return ts.map((t) => ({ buffer: t.buffer, offset: 0, size: bytes }));
-}
-
 function launch4(gpu: Gpu, n: number) {
   return grid1d(gpu, ceilDiv(Math.ceil(n / 4), WG));
+}
+
+/**
+ * Runs a flat kernel over `n` elements of same-sized tensors `ts`, in chunks whose bindings fit
+ * the adapter's maxStorageBufferBindingSize (a batch-24 ResNet activation is 400 MB). Each chunk
+ * uses the vec4 entry when every buffer has room for the chunk's vec4-padded range (pool
+ * buffers do; app-owned buffers of exact size may not), else the scalar entry.
+ */
+function runFlat(
+  kernels: { scalar: KernelSpec; vec4: KernelSpec },
+  ts: readonly Tensor[],
+  n: number,
+  u: Record<string, number>,
+  overrides: Record<string, number> = {},
+): void {
+  const gpu = ts[0]!.gpu;
+  for (const [s, c] of flatChunks(gpu, n, 4, kernels.scalar.name)) {
+    const bytes4 = Math.ceil(c / 4) * 16;
+    const v4 =
+      bytes4 <= gpu.profile.maxStorageBindingBytes && ts.every((t) => t.buffer.size >= s * 4 + bytes4);
+    const bindings: Binding[] = ts.map((t) => ({
+      buffer: t.buffer,
+      offset: s * 4,
+      size: v4 ? bytes4 : Math.max(4, c * 4),
+    }));
+    if (v4) gpu.dispatch(kernels.vec4, bindings, { ...u, n: c }, launch4(gpu, c), overrides);
+    else gpu.dispatch(kernels.scalar, bindings, { ...u, n: c }, launch1d(gpu, c), overrides);
+  }
 }
 
 export const UNARY = { relu: 0, gelu: 1, sigmoid: 2, affine: 3, exp: 4, square: 5, sqrt: 6, abs: 7 } as const;
@@ -155,22 +174,21 @@ function launch1d(gpu: Gpu, n: number) {
 }
 
 export function runUnary(op: UnaryOp, x: Tensor, out: Tensor, alpha = 1, beta = 0): void {
-  const gpu = x.gpu;
-  const u = { ...zeroGeometry(), n: out.size, alpha, beta };
-  const b4 = vec4Bindings(out.size, x, out);
-  if (b4) gpu.dispatch(unary4Kernel, b4, u, launch4(gpu, out.size), { OP: UNARY[op] });
-  else gpu.dispatch(unaryKernel, [x.binding(), out.binding()], u, launch1d(gpu, out.size), { OP: UNARY[op] });
+  runFlat(
+    { scalar: unaryKernel, vec4: unary4Kernel },
+    [x, out],
+    out.size,
+    { ...zeroGeometry(), alpha, beta },
+    {
+      OP: UNARY[op],
+    },
+  );
 }
 
 export function runUnaryGrad(op: UnaryGradOp, x: Tensor, dy: Tensor, dx: Tensor): void {
-  const gpu = x.gpu;
-  const u = { ...zeroGeometry(), n: dx.size };
-  const b4 = vec4Bindings(dx.size, x, dy, dx);
-  if (b4) gpu.dispatch(unaryGrad4Kernel, b4, u, launch4(gpu, dx.size), { OP: UNARY_GRAD[op] });
-  else
-    gpu.dispatch(unaryGradKernel, [x.binding(), dy.binding(), dx.binding()], u, launch1d(gpu, dx.size), {
-      OP: UNARY_GRAD[op],
-    });
+  runFlat({ scalar: unaryGradKernel, vec4: unaryGrad4Kernel }, [x, dy, dx], dx.size, zeroGeometry(), {
+    OP: UNARY_GRAD[op],
+  });
 }
 
 /** Broadcast geometry: output dims and per-dim strides of a and b (0 = broadcast), rank ≤ 6. */
@@ -187,15 +205,14 @@ function padTo6(v: readonly number[], fillValue: number): number[] {
 
 export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Broadcast): void {
   const gpu = a.gpu;
-  // Same shape, both operands contiguous: the vec4 entry.
+  // Same shape, both operands contiguous: the flat (vec4) path, split like every flat kernel.
   if (g.dims.length === 1 && g.aStrides[0] === 1 && g.bStrides[0] === 1) {
-    const b4 = vec4Bindings(out.size, a, b, out);
-    if (b4) {
-      gpu.dispatch(binary4Kernel, b4, { ...zeroGeometry(), n: out.size }, launch4(gpu, out.size), {
-        OP: BINARY[op],
-      });
-      return;
-    }
+    // The scalar `binary` entry reads through the broadcast strides, which these flat bindings
+    // (offset per chunk) make the identity.
+    // With every dim 1 the entry unravels index i entirely into dim 0.
+    const u = { ...zeroGeometry(), as0: 1, bs0: 1 };
+    runFlat({ scalar: binaryKernel, vec4: binary4Kernel }, [a, b, out], out.size, u, { OP: BINARY[op] });
+    return;
   }
   const d = padTo6(g.dims, 1);
   const as = padTo6(g.aStrides, 0);
@@ -215,28 +232,24 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
 /** acc = alpha*acc + beta*src, in place (acc and src must not share a buffer). */
 export function runAxpby(acc: Tensor, src: Tensor, alpha: number, beta: number): void {
   if (acc.buffer === src.buffer) throw new Error('axpby: acc and src share a buffer; use runAffineInplace');
-  const gpu = acc.gpu;
-  const u = { ...zeroGeometry(), n: acc.size, alpha, beta };
-  const b4 = vec4Bindings(acc.size, acc, src);
-  if (b4) gpu.dispatch(axpby4Kernel, b4, u, launch4(gpu, acc.size));
-  else gpu.dispatch(axpbyKernel, [acc.binding(), src.binding()], u, launch1d(gpu, acc.size));
+  runFlat({ scalar: axpbyKernel, vec4: axpby4Kernel }, [acc, src], acc.size, {
+    ...zeroGeometry(),
+    alpha,
+    beta,
+  });
 }
 
 /** t = alpha*t + beta, in place. */
 export function runAffineInplace(t: Tensor, alpha: number, beta = 0): void {
-  const gpu = t.gpu;
-  const u = { ...zeroGeometry(), n: t.size, alpha, beta };
-  const b4 = vec4Bindings(t.size, t);
-  if (b4) gpu.dispatch(affineInplace4Kernel, b4, u, launch4(gpu, t.size));
-  else gpu.dispatch(affineInplaceKernel, [t.binding()], u, launch1d(gpu, t.size));
+  runFlat({ scalar: affineInplaceKernel, vec4: affineInplace4Kernel }, [t], t.size, {
+    ...zeroGeometry(),
+    alpha,
+    beta,
+  });
 }
 
 export function runFill(out: Tensor, value: number): void {
-  const gpu = out.gpu;
-  const u = { ...zeroGeometry(), n: out.size, alpha: value };
-  const b4 = vec4Bindings(out.size, out);
-  if (b4) gpu.dispatch(fill4Kernel, b4, u, launch4(gpu, out.size));
-  else gpu.dispatch(fillKernel, [out.binding()], u, launch1d(gpu, out.size));
+  runFlat({ scalar: fillKernel, vec4: fill4Kernel }, [out], out.size, { ...zeroGeometry(), alpha: value });
 }
 
 /** Strided view read: see the `gather` entry. All arrays have the output's rank (≤ 6). */

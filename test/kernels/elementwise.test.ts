@@ -227,3 +227,36 @@ describe('memory and pipelines', () => {
     expect(after.dispatches).toBeGreaterThan(before.dispatches + 100 * 8);
   });
 });
+
+describe('flat kernels split bindings over the adapter limit', () => {
+  test('unary, unary-grad, same-shape binary, axpby, fill and affine run in chunks and stay exact', async () => {
+    // 4096-byte bindings: 1024 floats per chunk; n is neither a chunk nor a vec4 multiple.
+    const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
+    const n = 5 * 1024 + 7;
+    const r = rng(77);
+    const xd = randn(r, n, 2);
+    const yd = randn(r, n);
+    const x = param(upload(small, { data: xd, shape: [n] }));
+    const y = upload(small, { data: yd, shape: [n] });
+    const d0 = small.stats().dispatches;
+    const g = ops.gelu(x);
+    expect(small.stats().dispatches - d0).toBeGreaterThan(1);
+    const s = ops.add(g, y);
+    backward(s, { grad: upload(small, { data: yd, shape: [n] }) });
+    assertClose(await g.read(), ref.map(xd, ref.gelu), { atol: 2e-6, rtol: 2e-6, name: 'gelu' });
+    assertClose(
+      await s.read(),
+      ref.map(xd, ref.gelu).map((v, i) => v + yd[i]!),
+      { atol: 1e-5, rtol: 1e-5 },
+    );
+    assertClose(
+      await x.grad!.read(),
+      ref.map(xd, ref.geluGrad).map((v, i) => v * yd[i]!),
+      { atol: 2e-6, rtol: 2e-5, name: 'dx' },
+    );
+    const f = Tensor.empty(small, [n]);
+    runFill(f, 3);
+    ops.addInPlace(f, y);
+    expect(Array.from(await f.read()).every((v, i) => Math.abs(v - (3 + yd[i]!)) < 1e-6)).toBe(true);
+  });
+});
