@@ -11,6 +11,9 @@
 //   loads a vec4 lane in about the time of half an f32 lane, so they move ~8x more data per
 //   load. They read and write the whole last vec4, so every binding must span ceil(n/4)*16 bytes
 //   (pool buffers always do; the TS side falls back to the scalar entries otherwise).
+// Splitting: binary / gather outputs over the binding limit run in flat chunks (i_off = first
+//   output index); inputs over it are bound as windows (x_lo/x_len, b_lo/b_len) and every window
+//   combination that can feed the chunk is dispatched; each output element is written once.
 // Numerics: f32 throughout. GELU is exact (erf via Abramowitz-Stegun 7.1.26 refined to ~1e-7 abs,
 //   see erf_f32); sigmoid is evaluated on -|x| so it never overflows.
 // Override constants: WG (workgroup size), OP (operation code, see each entry).
@@ -19,7 +22,7 @@ struct Params {
   n: u32,          // number of output elements
   alpha: f32,      // scalar operand (scale, fill value, axpby alpha)
   beta: f32,       // second scalar operand (shift, axpby beta)
-  rank_pad: u32,   // unused padding for alignment with the gather entry's view of Params
+  i_off: u32,      // binary / gather: index of this dispatch's first output element (split runs)
   // Broadcast/gather geometry (rank 6, innermost last). out_dim*: output sizes; a_*/b_*: element
   // strides of operand a/b for each output dim (0 broadcasts); a_start*: offset per dim (may be
   // negative for padding); a_ext*: operand a's extent per dim (reads outside are 0).
@@ -30,6 +33,15 @@ struct Params {
   ae0: u32, ae1: u32, ae2: u32, ae3: u32, ae4: u32, ae5: u32,
   a_off: u32,
   b_off: u32,
+  // binary / gather over tensors larger than one binding: the bound windows of x and y are
+  // elements [x_lo, x_lo + x_len) and [b_lo, b_lo + b_len) of the whole tensors. An output element
+  // whose source lies outside a window is left for the dispatch that binds it; write_pad = 1 makes
+  // this dispatch write the zeros of gather's padding (exactly one dispatch per output chunk does).
+  x_lo: u32,
+  x_len: u32,
+  b_lo: u32,
+  b_len: u32,
+  write_pad: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -146,13 +158,17 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = linear_id(wid, nwg, lid);
   if (i >= params.n) { return; }
-  let c = unravel6(i);
+  let c = unravel6(i + params.i_off);
   let ia = i32(params.a_off) + i32(c[0]) * params.as0 + i32(c[1]) * params.as1 + i32(c[2]) * params.as2 +
            i32(c[3]) * params.as3 + i32(c[4]) * params.as4 + i32(c[5]) * params.as5;
   let ib = i32(params.b_off) + i32(c[0]) * params.bs0 + i32(c[1]) * params.bs1 + i32(c[2]) * params.bs2 +
            i32(c[3]) * params.bs3 + i32(c[4]) * params.bs4 + i32(c[5]) * params.bs5;
-  let a = x[ia];
-  let b = y[ib];
+  // Window-relative indices; a source outside its window wraps to a huge u32 and is skipped.
+  let ra = u32(ia) - params.x_lo;
+  let rb = u32(ib) - params.b_lo;
+  if (ra >= params.x_len || rb >= params.b_len) { return; }
+  let a = x[ra];
+  let b = y[rb];
   var r: f32;
   switch OP {
     case 0u: { r = a + b; }
@@ -201,7 +217,7 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let i = linear_id(wid, nwg, lid);
   let p = params_un;
   if (i >= p.n) { return; }
-  var r = i;
+  var r = i + p.i_off;
   let c5 = i32(r % p.d5); r = r / p.d5;
   let c4 = i32(r % p.d4); r = r / p.d4;
   let c3 = i32(r % p.d3); r = r / p.d3;
@@ -215,7 +231,11 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   var v = 0.0;
   if (inside) {
     let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 + s5 * p.as5;
-    v = x[src_i];
+    let rel = u32(src_i) - p.x_lo;
+    if (rel >= p.x_len) { return; }
+    v = x[rel];
+  } else if (p.write_pad == 0u) {
+    return;
   }
   out1[i] = v;
 }

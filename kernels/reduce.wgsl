@@ -9,6 +9,9 @@
 //             (scalar losses, per-class sums).
 // Dispatch: sum_mid: 1-D over ceil(A*I/WG) workgroups folded into (x, y); sum_wide: one workgroup
 //   per output, folded the same way.
+// Splitting: x_base / out_base are element offsets of the first element within the bound ranges, so
+//   a tensor over the binding limit is reduced in pieces (a range of A, or of R for one a); with
+//   accumulate = 1 a piece adds its sum to what `out` holds (the R pieces after the first).
 // Numerics: f32 accumulation; sum_mid keeps 4 interleaved partial sums; sum_wide sums blocks of
 //   CHUNK values per lane, then lane totals, then a pairwise tree across lanes, so long sums stay
 //   near f32 rounding.
@@ -17,7 +20,10 @@ struct Params {
   A: u32,
   R: u32,
   I: u32,
-  scale: f32,   // out = scale * sum
+  scale: f32,       // out = scale * sum (+ out when accumulate = 1)
+  x_base: u32,      // element of x where this piece's (a=0, r=0, i=0) lies
+  out_base: u32,    // element of out where this piece's (a=0, i=0) lies
+  accumulate: u32,  // 1: add to out, 0: overwrite
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -38,7 +44,7 @@ fn sum_mid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let i = o % params.I;
   let R = params.R;
   let I = params.I;
-  var base = a * R * I + i;
+  var base = params.x_base + a * R * I + i;
   var s0 = 0.0; var s1 = 0.0; var s2 = 0.0; var s3 = 0.0;
   var r = 0u;
   for (; r + 4u <= R; r = r + 4u) {
@@ -52,7 +58,9 @@ fn sum_mid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     s0 = s0 + x[base];
     base = base + I;
   }
-  out[o] = params.scale * ((s0 + s1) + (s2 + s3));
+  var v = params.scale * ((s0 + s1) + (s2 + s3));
+  if (params.accumulate == 1u) { v = v + out[params.out_base + o]; }
+  out[params.out_base + o] = v;
 }
 
 @compute @workgroup_size(WG)
@@ -64,7 +72,7 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
   if (valid) {
     let a = o / params.I;
     let i = o % params.I;
-    let base = a * params.R * params.I + i;
+    let base = params.x_base + a * params.R * params.I + i;
     // Blocked lane sum: partial sums of CHUNK values are added to the lane total, so no single
     // accumulator takes more than R/(WG*CHUNK) + CHUNK additions. (Compensated summation is not
     // used: drivers that treat float math as reassociable, e.g. Mesa's NIR, erase it.)
@@ -87,6 +95,8 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     workgroupBarrier();
   }
   if (valid && lid.x == 0u) {
-    out[o] = params.scale * partial[0];
+    var v = params.scale * partial[0];
+    if (params.accumulate == 1u) { v = v + out[params.out_base + o]; }
+    out[params.out_base + o] = v;
   }
 }

@@ -16,7 +16,7 @@ const layout: UniformLayout = [
   ['n', 'u32'],
   ['alpha', 'f32'],
   ['beta', 'f32'],
-  ['rank_pad', 'u32'],
+  ['i_off', 'u32'],
   ...DIMS.map((d) => [d, 'u32'] as const),
   ...[0, 1, 2, 3, 4, 5].map((i) => [`as${i}`, 'i32'] as const),
   ...[0, 1, 2, 3, 4, 5].map((i) => [`bs${i}`, 'i32'] as const),
@@ -24,6 +24,11 @@ const layout: UniformLayout = [
   ...[0, 1, 2, 3, 4, 5].map((i) => [`ae${i}`, 'u32'] as const),
   ['a_off', 'u32'],
   ['b_off', 'u32'],
+  ['x_lo', 'u32'],
+  ['x_len', 'u32'],
+  ['b_lo', 'u32'],
+  ['b_len', 'u32'],
+  ['write_pad', 'u32'],
 ];
 
 const WG = 256;
@@ -158,7 +163,19 @@ export const BINARY = { add: 0, sub: 1, mul: 2, div: 3 } as const;
 export type BinaryOp = keyof typeof BINARY;
 
 function zeroGeometry(): Record<string, number> {
-  const u: Record<string, number> = { rank_pad: 0, a_off: 0, b_off: 0, alpha: 0, beta: 0 };
+  const u: Record<string, number> = {
+    i_off: 0,
+    a_off: 0,
+    b_off: 0,
+    alpha: 0,
+    beta: 0,
+    // Whole tensors bound: windows cover every index.
+    x_lo: 0,
+    x_len: 0xffffffff,
+    b_lo: 0,
+    b_len: 0xffffffff,
+    write_pad: 1,
+  };
   for (let i = 0; i < 6; i++) {
     u[`d${i}`] = 1;
     u[`as${i}`] = 0;
@@ -204,7 +221,6 @@ function padTo6(v: readonly number[], fillValue: number): number[] {
 }
 
 export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Broadcast): void {
-  const gpu = a.gpu;
   // Same shape, both operands contiguous: the flat (vec4) path, split like every flat kernel.
   if (g.dims.length === 1 && g.aStrides[0] === 1 && g.bStrides[0] === 1) {
     // The scalar `binary` entry reads through the broadcast strides, which these flat bindings
@@ -218,15 +234,16 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
   const as = padTo6(g.aStrides, 0);
   const bs = padTo6(g.bStrides, 0);
   const u = zeroGeometry();
-  u.n = out.size;
   for (let i = 0; i < 6; i++) {
     u[`d${i}`] = d[i]!;
     u[`as${i}`] = as[i]!;
     u[`bs${i}`] = bs[i]!;
   }
-  gpu.dispatch(binaryKernel, [a.binding(), b.binding(), out.binding()], u, launch1d(gpu, out.size), {
-    OP: BINARY[op],
-  });
+  const zeros = [0, 0, 0, 0, 0, 0];
+  runWindowed(binaryKernel, out, u, { OP: BINARY[op] }, [
+    { t: a, geo: { dims: d, strides: as, starts: zeros, extents: d, offset: 0 }, lo: 'x_lo', len: 'x_len' },
+    { t: b, geo: { dims: d, strides: bs, starts: zeros, extents: d, offset: 0 }, lo: 'b_lo', len: 'b_len' },
+  ]);
 }
 
 /** acc = alpha*acc + beta*src, in place (acc and src must not share a buffer). */
@@ -262,13 +279,11 @@ export interface GatherGeometry {
 }
 
 export function runGather(x: Tensor, out: Tensor, g: GatherGeometry): void {
-  const gpu = x.gpu;
   const d = padTo6(g.dims, 1);
   const s = padTo6(g.strides, 0);
   const st = padTo6(g.starts, 0);
   const e = padTo6(g.extents, 1);
   const u = zeroGeometry();
-  u.n = out.size;
   u.a_off = g.offset ?? 0;
   for (let i = 0; i < 6; i++) {
     u[`d${i}`] = d[i]!;
@@ -276,5 +291,116 @@ export function runGather(x: Tensor, out: Tensor, g: GatherGeometry): void {
     u[`ast${i}`] = st[i]!;
     u[`ae${i}`] = e[i]!;
   }
-  gpu.dispatch(gatherKernel, [x.binding(), out.binding()], u, launch1d(gpu, out.size));
+  const geo = { dims: d, strides: s, starts: st, extents: e, offset: g.offset ?? 0 };
+  runWindowed(gatherKernel, out, u, {}, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }]);
+}
+
+/** A strided read of one operand: out coordinate c reads offset + sum_d (c_d + starts_d) * strides_d. */
+interface ReadGeometry {
+  dims: readonly number[];
+  strides: readonly number[];
+  starts: readonly number[];
+  extents: readonly number[];
+  offset: number;
+}
+
+/**
+ * [lo, hi] element range that outputs [s, e] (inclusive, row-major over `dims`) can read, or null
+ * when all of them fall outside the extents (padding). Conservative: dims inside the first one
+ * where s and e differ are taken whole.
+ */
+export function readRange(g: ReadGeometry, s: number, e: number): [number, number] | null {
+  const unravel = (i: number) => {
+    const c = new Array<number>(6).fill(0);
+    for (let k = 5; k >= 0; k--) {
+      c[k] = i % g.dims[k]!;
+      i = Math.floor(i / g.dims[k]!);
+    }
+    return c;
+  };
+  const cs = unravel(s);
+  const ce = unravel(e);
+  let lo = g.offset;
+  let hi = g.offset;
+  let differ = false;
+  for (let k = 0; k < 6; k++) {
+    let c0 = cs[k]!;
+    let c1 = ce[k]!;
+    if (differ) {
+      c0 = 0;
+      c1 = g.dims[k]! - 1;
+    } else if (c0 !== c1) differ = true;
+    // Source coordinates, clipped to the operand's extent (reads outside it are padding).
+    const t0 = Math.max(c0 + g.starts[k]!, 0);
+    const t1 = Math.min(c1 + g.starts[k]!, g.extents[k]! - 1);
+    if (t0 > t1) return null;
+    const a = t0 * g.strides[k]!;
+    const b = t1 * g.strides[k]!;
+    lo += Math.min(a, b);
+    hi += Math.max(a, b);
+  }
+  return [lo, hi];
+}
+
+interface WindowedOperand {
+  t: Tensor;
+  geo: ReadGeometry;
+  lo: 'x_lo' | 'b_lo';
+  len: 'x_len' | 'b_len';
+}
+
+/**
+ * Runs a binary / gather entry with every binding within the adapter's limit: the output in flat
+ * chunks, each operand bound as aligned windows over the range the chunk reads. Every combination
+ * of windows is dispatched; the kernel writes an output only from the windows holding its sources
+ * (and padding zeros only in the first combination), so each output element is written once.
+ * Tensors that fit are bound whole: one dispatch.
+ */
+function runWindowed(
+  kernel: KernelSpec,
+  out: Tensor,
+  u: Record<string, number>,
+  overrides: Record<string, number>,
+  operands: readonly WindowedOperand[],
+): void {
+  const gpu = out.gpu;
+  const n = out.size;
+  const limit = gpu.profile.maxStorageBindingBytes;
+  if (out.size * 4 <= limit && operands.every((o) => o.t.size * 4 <= limit)) {
+    const bindings = [...operands.map((o) => o.t.binding()), out.binding()];
+    gpu.dispatch(kernel, bindings, { ...u, n }, launch1d(gpu, n), overrides);
+    return;
+  }
+  const alignElems = Math.max(1, gpu.profile.minStorageOffsetAlignment / 4);
+  const winElems = Math.floor(limit / 4 / alignElems) * alignElems;
+  for (const [s, c] of flatChunks(gpu, n, 1, kernel.name)) {
+    // Per operand: the windows [start, len] covering what outputs [s, s+c) read.
+    const perOperand = operands.map((o) => {
+      const r = readRange(o.geo, s, s + c - 1);
+      if (!r) return [[0, Math.min(o.t.size, winElems)] as [number, number]];
+      const lo = Math.max(0, Math.min(r[0], o.t.size - 1));
+      const hi = Math.max(0, Math.min(r[1], o.t.size - 1));
+      const wins: [number, number][] = [];
+      for (let w = Math.floor(lo / alignElems) * alignElems; w <= hi; w += winElems)
+        wins.push([w, Math.min(winElems, o.t.size - w)]);
+      return wins;
+    });
+    let first = true;
+    const combos = perOperand.reduce<[number, number][][]>(
+      (acc, wins) => acc.flatMap((prefix) => wins.map((w) => [...prefix, w])),
+      [[]],
+    );
+    for (const combo of combos) {
+      const uc: Record<string, number> = { ...u, n: c, i_off: s, write_pad: first ? 1 : 0 };
+      const bindings: Binding[] = operands.map((o, k) => {
+        const [w, len] = combo[k]!;
+        uc[o.lo] = w;
+        uc[o.len] = len;
+        return { buffer: o.t.buffer, offset: w * 4, size: Math.max(4, len * 4) };
+      });
+      bindings.push({ buffer: out.buffer, offset: s * 4, size: Math.max(4, c * 4) });
+      gpu.dispatch(kernel, bindings, uc, launch1d(gpu, c), overrides);
+      first = false;
+    }
+  }
 }

@@ -1,8 +1,16 @@
-/** TS face of kernels/reduce.wgsl: out(A, I) = scale * sum_r x(A, R, I). */
+/**
+ * TS face of kernels/reduce.wgsl: out(A, I) = scale * sum_r x(A, R, I).
+ *
+ * Tensors over the adapter's maxStorageBufferBindingSize are reduced in pieces: a range of the
+ * A axis per dispatch (batchChunks/bindSlice), or, when one (R, I) slab alone is over the limit,
+ * a range of R per dispatch whose sums accumulate into `out`.
+ */
+import type { Binding, Gpu } from '../gpu/device.js';
 import { defineKernel } from '../gpu/kernel.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
+import { batchChunks, bindSlice } from './split.js';
 import { reduce as source } from './wgsl.gen.js';
 
 const WG = 256;
@@ -18,11 +26,24 @@ const common = {
     ['R', 'u32'],
     ['I', 'u32'],
     ['scale', 'f32'],
+    ['x_base', 'u32'],
+    ['out_base', 'u32'],
+    ['accumulate', 'u32'],
   ],
   overrides: { WG, CHUNK: 64 },
 } as const;
 export const sumMidKernel = defineKernel({ ...common, entry: 'sum_mid' });
 export const sumWideKernel = defineKernel({ ...common, entry: 'sum_wide' });
+
+interface Piece {
+  x: Binding;
+  out: Binding;
+  A: number;
+  R: number;
+  x_base: number;
+  out_base: number;
+  accumulate: number;
+}
 
 /** out[a, i] = scale * sum_r x[a, r, i]; `out` must hold A*I elements. */
 export function runSumMid(x: Tensor, out: Tensor, A: number, R: number, I: number, scale = 1): void {
@@ -31,12 +52,63 @@ export function runSumMid(x: Tensor, out: Tensor, A: number, R: number, I: numbe
       `reduce: x ${x.describe()} / out ${out.describe()} do not match (A=${A}, R=${R}, I=${I})`,
     );
   const gpu = x.gpu;
-  const u = { A, R, I, scale };
-  const outputs = A * I;
-  // Few outputs with a long reduction: one workgroup per output keeps all lanes busy.
-  if (outputs < 2048 && R >= 512) {
-    gpu.dispatch(sumWideKernel, [x.binding(), out.binding()], u, grid1d(gpu, outputs));
-  } else {
-    gpu.dispatch(sumMidKernel, [x.binding(), out.binding()], u, grid1d(gpu, ceilDiv(outputs, WG)));
+  for (const p of pieces(gpu, x, out, A, R, I)) {
+    const u = { A: p.A, R: p.R, I, scale, x_base: p.x_base, out_base: p.out_base, accumulate: p.accumulate };
+    const outputs = p.A * I;
+    // Few outputs with a long reduction: one workgroup per output keeps all lanes busy.
+    if (outputs < 2048 && p.R >= 512) {
+      gpu.dispatch(sumWideKernel, [p.x, p.out], u, grid1d(gpu, outputs));
+    } else {
+      gpu.dispatch(sumMidKernel, [p.x, p.out], u, grid1d(gpu, ceilDiv(outputs, WG)));
+    }
   }
+}
+
+/** The dispatches that cover the reduction with every binding within the adapter's limit. */
+function pieces(gpu: Gpu, x: Tensor, out: Tensor, A: number, R: number, I: number): Piece[] {
+  const limit = gpu.profile.maxStorageBindingBytes;
+  if (x.size * 4 <= limit && out.size * 4 <= limit)
+    return [{ x: x.binding(), out: out.binding(), A, R, x_base: 0, out_base: 0, accumulate: 0 }];
+  const slack = gpu.profile.minStorageOffsetAlignment;
+  const list: Piece[] = [];
+  if (R * I * 4 + slack <= limit) {
+    for (const [s, n] of batchChunks(gpu, A, [R * I, I], 'reduce')) {
+      const xs = bindSlice(gpu, x, s * R * I, n * R * I);
+      const os = bindSlice(gpu, out, s * I, n * I);
+      list.push({
+        x: xs.binding,
+        out: os.binding,
+        A: n,
+        R,
+        x_base: xs.base,
+        out_base: os.base,
+        accumulate: 0,
+      });
+    }
+    return list;
+  }
+  // One (R, I) slab is over the limit: split R, accumulating into out[a, :].
+  const rows = Math.floor((limit - slack) / (I * 4));
+  if (rows < 1)
+    throw new Error(
+      `reduce: one row of ${I} elements (${I * 4} bytes) is over the adapter's ` +
+        `maxStorageBufferBindingSize ${limit}`,
+    );
+  for (let a = 0; a < A; a++) {
+    const os = bindSlice(gpu, out, a * I, I);
+    for (let r0 = 0; r0 < R; r0 += rows) {
+      const n = Math.min(rows, R - r0);
+      const xs = bindSlice(gpu, x, (a * R + r0) * I, n * I);
+      list.push({
+        x: xs.binding,
+        out: os.binding,
+        A: 1,
+        R: n,
+        x_base: xs.base,
+        out_base: os.base,
+        accumulate: r0 > 0 ? 1 : 0,
+      });
+    }
+  }
+  return list;
 }

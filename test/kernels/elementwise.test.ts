@@ -1,3 +1,4 @@
+import { fmt as fmtShape } from '../../src/util/shape.js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backward, param } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
@@ -258,5 +259,122 @@ describe('flat kernels split bindings over the adapter limit', () => {
     runFill(f, 3);
     ops.addInPlace(f, y);
     expect(Array.from(await f.read()).every((v, i) => Math.abs(v - (3 + yd[i]!)) < 1e-6)).toBe(true);
+  });
+
+  test.each([
+    // [shape, axes]: A-range pieces (one slab fits), R-range pieces (one slab does not), both ends
+    [[7, 300, 3], [1]],
+    [[2, 1500, 3], [1]],
+    [[3, 5000], [1]],
+    [[4001], [0]],
+    [
+      [2, 700, 3],
+      [0, 2],
+    ],
+  ])('sum %j over %j splits over the binding limit and matches the CPU sum', async (shape, axes) => {
+    const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
+    const r = rng(shape.length * 31 + axes[0]!);
+    const n = shape.reduce((a, b) => a * b, 1);
+    const xd = randn(r, n);
+    const x = param(upload(small, { data: xd, shape }));
+    const d0 = small.stats().dispatches;
+    const y = ops.sum(x, axes, { keepDims: true });
+    expect(small.stats().dispatches - d0).toBeGreaterThan(1);
+    const target = shape.map((d, i) => (axes.includes(i) ? 1 : d));
+    assertClose(await y.read(), ref.sumTo(xd, shape, target), { atol: 1e-4, rtol: 1e-5, name: 'sum' });
+    const dyd = randn(r, y.size);
+    backward(y, { grad: upload(small, { data: dyd, shape: y.shape }) });
+    const want = ref.broadcastBinary(new Float64Array(n), shape, dyd, target, (_a, b) => b).data;
+    assertClose(await x.grad!.read(), want, { atol: 1e-6, rtol: 0, name: 'sum dx' });
+  });
+
+  test('broadcast binary ops split output and operands over the binding limit (forward and backward)', async () => {
+    const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
+    const r = rng(91);
+    for (const [as, bs] of [
+      [
+        [5, 7, 60],
+        [7, 1],
+      ],
+      [
+        [3, 1, 500],
+        [3, 4, 1],
+      ],
+      [[2300], [2300]].map((x) => [1, ...x]),
+    ] as number[][][]) {
+      const out = [as, bs].reduce(
+        (o, s) => o.map((d, k) => Math.max(d, s[k - (o.length - s.length)] ?? 1)),
+        [...(as.length >= bs.length ? as : bs)],
+      );
+      const ad = randn(
+        r,
+        as.reduce((x, y) => x * y, 1),
+      );
+      const bd = randn(
+        r,
+        bs.reduce((x, y) => x * y, 1),
+      );
+      const a = param(upload(small, { data: ad, shape: as }));
+      const b = param(upload(small, { data: bd, shape: bs }));
+      const d0 = small.stats().dispatches;
+      const y = ops.mul(a, b);
+      expect(small.stats().dispatches - d0).toBeGreaterThan(1);
+      const want = ref.broadcastBinary(ad, as, bd, bs, (p, q) => p * q);
+      expect(y.shape).toEqual(want.shape);
+      expect(y.shape).toEqual(out);
+      assertClose(await y.read(), want.data, {
+        atol: 1e-6,
+        rtol: 1e-6,
+        name: `mul ${fmtShape(as)}*${fmtShape(bs)}`,
+      });
+      const dyd = randn(r, y.size);
+      backward(y, { grad: upload(small, { data: dyd, shape: y.shape }) });
+      const ga = ref.sumTo(ref.broadcastBinary(dyd, y.shape, bd, bs, (p, q) => p * q).data, y.shape, as);
+      const gb = ref.sumTo(ref.broadcastBinary(dyd, y.shape, ad, as, (p, q) => p * q).data, y.shape, bs);
+      assertClose(await a.grad!.read(), ga, { atol: 1e-4, rtol: 1e-5, name: 'da' });
+      assertClose(await b.grad!.read(), gb, { atol: 1e-4, rtol: 1e-5, name: 'db' });
+    }
+  });
+
+  test('permute, pad and slice split over the binding limit and match the CPU reference', async () => {
+    const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
+    const r = rng(92);
+    // A transpose reads its whole input for every output chunk: the worst case for windows.
+    const shape = [37, 3, 29];
+    const xd = randn(r, 37 * 3 * 29);
+    const x = param(upload(small, { data: xd, shape }));
+    const d0 = small.stats().dispatches;
+    const p = ops.permute(x, [2, 1, 0]);
+    expect(small.stats().dispatches - d0).toBeGreaterThan(1);
+    assertClose(await p.read(), ref.permute(xd, shape, [2, 1, 0]), { atol: 0, rtol: 0, name: 'permute' });
+    const dyd = randn(r, p.size);
+    backward(p, { grad: upload(small, { data: dyd, shape: p.shape }) });
+    assertClose(await x.grad!.read(), ref.permute(dyd, [29, 3, 37], [2, 1, 0]), {
+      atol: 0,
+      rtol: 0,
+      name: 'permute dx',
+    });
+    // Pad then slice back: zeros in the border, the input in the middle, over several chunks.
+    const z = upload(small, { data: xd, shape });
+    const padded = ops.pad(z, [
+      [1, 2],
+      [0, 0],
+      [3, 4],
+    ]);
+    const pv = await padded.read();
+    const [P0, P1, P2] = padded.shape as [number, number, number];
+    expect([P0, P1, P2]).toEqual([40, 3, 36]);
+    let bad = 0;
+    for (let i = 0; i < P0; i++)
+      for (let j = 0; j < P1; j++)
+        for (let k = 0; k < P2; k++) {
+          const si = i - 1;
+          const sk = k - 3;
+          const want = si >= 0 && si < 37 && sk >= 0 && sk < 29 ? xd[(si * 3 + j) * 29 + sk]! : 0;
+          if (pv[(i * P1 + j) * P2 + k] !== want) bad++;
+        }
+    expect(bad).toBe(0);
+    const back = ops.slice(padded, [1, 0, 3], [37, 3, 29]);
+    assertClose(await back.read(), xd, { atol: 0, rtol: 0, name: 'slice' });
   });
 });
