@@ -2,7 +2,9 @@
  * npm run train -- --backend=dawn [options]     (see --help, and src/train/config.ts for presets)
  *
  * Parses the arguments, opens a Dawn device and calls src/train/loop.ts. Exit codes: 0 done,
- * 1 training failed (data errors, non-finite loss, device errors), 2 usage errors.
+ * 1 training failed (data errors, a non-finite loss or gradient, a lost device, out of GPU memory:
+ * one `train: <ErrorName>: <message>` line on stderr naming the step, the last checkpoint and, for
+ * a lost device, the `--resume <out>` that continues the run), 2 usage errors.
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';

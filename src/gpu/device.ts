@@ -8,6 +8,10 @@
  * out-of-memory errors arrive asynchronously in WebGPU; they are collected with error scopes and
  * thrown at the next sync point (`read`, `sync`) naming the kernels in the failing batch. A lost
  * device makes every later call throw DeviceLostError with the reason.
+ *
+ * Fault injection (tests only): `injectFault` makes a later dispatch, submit or readback behave as
+ * if the device had been lost, or a later buffer allocation fail as the driver's out-of-memory
+ * would; unused, it costs one null check per operation.
  */
 import { BufferPool, type PoolStats, type PoolUsage } from './pool.js';
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, GpuValidationError } from './errors.js';
@@ -52,6 +56,20 @@ export interface Binding {
   offset?: number;
   size?: number;
 }
+
+/**
+ * A fault for `Gpu.injectFault` (test seam). The `after + 1`-th operation of kind `on` from the
+ * call on fails; the fault then disarms.
+ *  - 'device-lost' on 'dispatch' | 'submit' | 'read': the Gpu turns lost as when the device's
+ *    `lost` promise resolves (reason 'injected'): the recorded batch is dropped, the failing
+ *    dispatch / readback throws DeviceLostError (a submit fails silently, as a real one does, and the
+ *    next call throws), and so does every later call.
+ *  - 'out-of-memory' on 'alloc': the pool's next new buffer is reported refused by the device, as an
+ *    out-of-memory error scope reports it: GpuOutOfMemoryError ('device memory') at the next sync.
+ */
+export type InjectedFault =
+  | { kind: 'device-lost'; on: 'dispatch' | 'submit' | 'read'; after?: number }
+  | { kind: 'out-of-memory'; on: 'alloc'; after?: number };
 
 export interface GpuStats {
   pool: PoolStats;
@@ -108,6 +126,7 @@ export class Gpu {
   private lostInfo: { reason: string; message: string } | null = null;
   private destroyed = false;
   private counters = { dispatches: 0, submits: 0 };
+  private fault: { kind: InjectedFault['kind']; on: InjectedFault['on']; left: number } | null = null;
 
   constructor(opts: GpuOptions) {
     this.device = opts.device;
@@ -126,7 +145,7 @@ export class Gpu {
         ?.SAMLST_LOG_DISPATCH === '1';
     this.pipelines = new PipelineCache(this.device);
     this.pool = new BufferPool(
-      { createBuffer: (d) => this.createBufferChecked(d) },
+      { createBuffer: (d, what) => this.createBufferChecked(d, what) },
       this.profile.maxBufferBytes,
     );
     void this.device.lost.then((info) => {
@@ -204,6 +223,7 @@ export class Gpu {
   /** Reads `bytes` from `buffer` at `offset` after all recorded work. */
   async read(buffer: GPUBuffer, offset: number, bytes: number): Promise<ArrayBuffer> {
     this.assertAlive();
+    if (this.fault !== null && this.faultDue('read')) this.injectLoss('readback');
     const size = Math.ceil(bytes / 4) * 4;
     if (size === 0) return new ArrayBuffer(0);
     const staging = this.pool.acquire(size, 'readback', 'a readback');
@@ -237,6 +257,7 @@ export class Gpu {
     overrides: Readonly<Record<string, number>> = {},
   ): void {
     this.assertAlive();
+    if (this.fault !== null && this.faultDue('dispatch')) this.injectLoss(`dispatch of '${spec.name}'`);
     if (bindings.length !== spec.storage.length)
       throw new GpuError(
         `kernel '${spec.name}': expected ${spec.storage.length} storage bindings (${spec.storage.map((s) => s[0]).join(', ')}), got ${bindings.length}`,
@@ -251,11 +272,18 @@ export class Gpu {
     const { pipeline, layout } = this.pipelines.get(spec, overrides);
     const entries: GPUBindGroupEntry[] = bindings.map((b, i) => {
       const size = b.size ?? b.buffer.size - (b.offset ?? 0);
-      if (size > this.profile.maxStorageBindingBytes)
-        throw new GpuError(
-          `kernel '${spec.name}': binding '${spec.storage[i]?.[0]}' is ${size} bytes, over the adapter's ` +
-            `maxStorageBufferBindingSize ${this.profile.maxStorageBindingBytes}; the caller must split it`,
+      if (size > this.profile.maxStorageBindingBytes) {
+        const name = spec.storage[i]?.[0];
+        throw new GpuOutOfMemoryError(
+          size,
+          this.profile.maxStorageBindingBytes,
+          `kernel '${spec.name}': binding '${name}'`,
+          {
+            limitName: 'maxStorageBufferBindingSize',
+            detail: `binding '${name}' is ${size} bytes, over ${this.profile.maxStorageBindingBytes}: the kernel's wrapper did not split it`,
+          },
         );
+      }
       this.batchBuffers.add(b.buffer);
       return { binding: i, resource: { buffer: b.buffer, offset: b.offset ?? 0, size } };
     });
@@ -321,6 +349,10 @@ export class Gpu {
   /** Submits everything recorded so far. */
   flush(): void {
     if (!this.encoder || this.destroyed || this.lostInfo) return;
+    if (this.fault !== null && this.faultDue('submit')) {
+      this.markInjectedLoss('submit');
+      return;
+    }
     if (this.pass) {
       this.pass.end();
       this.pass = null;
@@ -336,7 +368,15 @@ export class Gpu {
       validation,
       (e) => new GpuValidationError(`WebGPU validation error in [${kernels}]: ${e.message}`),
     );
-    this.watchScope(oom, (e) => new GpuValidationError(`device out of memory in [${kernels}]: ${e.message}`));
+    this.watchScope(
+      oom,
+      (e) =>
+        new GpuOutOfMemoryError(0, this.profile.maxBufferBytes, `the work of [${kernels}]`, {
+          limitName: 'device memory',
+          heldBytes: this.pool.stats().liveBytes + this.pool.stats().freeBytes,
+          detail: e.message,
+        }),
+    );
     this.encoder = null;
     this.batchKernels.clear();
     this.batchBuffers.clear();
@@ -412,14 +452,69 @@ export class Gpu {
     if (this.destroyed) throw new GpuError('this engine has been disposed');
   }
 
-  private createBufferChecked(desc: GPUBufferDescriptor): GPUBuffer {
+  private createBufferChecked(desc: GPUBufferDescriptor, what: string): GPUBuffer {
     const dev = this.device;
+    const st = this.pool.stats();
+    const held = st.liveBytes + st.freeBytes;
+    const refused = (detail: string) =>
+      new GpuOutOfMemoryError(desc.size, this.profile.maxBufferBytes, what, {
+        limitName: 'device memory',
+        heldBytes: held,
+        detail,
+      });
     dev.pushErrorScope('out-of-memory');
     const buf = dev.createBuffer(desc);
-    this.watchScope(
-      dev.popErrorScope(),
-      () => new GpuOutOfMemoryError(desc.size, this.profile.maxBufferBytes, 'a buffer'),
-    );
+    this.watchScope(dev.popErrorScope(), (e) => refused(e.message));
+    if (this.fault !== null && this.faultDue('alloc'))
+      this.asyncErrors.push(refused('injected by Gpu.injectFault'));
     return buf;
+  }
+
+  // ---------------------------------------------------------------- fault injection (tests)
+
+  /**
+   * Test seam: arms one fault (see InjectedFault); a later call replaces an armed one, `null`
+   * disarms. For tests of what the layers above do on device loss and out-of-memory.
+   */
+  injectFault(fault: InjectedFault | null): void {
+    if (fault) {
+      const on: string = fault.on;
+      const valid =
+        fault.kind === 'out-of-memory'
+          ? on === 'alloc'
+          : on === 'dispatch' || on === 'submit' || on === 'read';
+      if (!valid)
+        throw new GpuError(
+          `injectFault: ${String(fault.kind)} cannot be injected on '${on}' ` +
+            '(device-lost: dispatch, submit or read; out-of-memory: alloc)',
+        );
+    }
+    this.fault = fault ? { kind: fault.kind, on: fault.on, left: fault.after ?? 0 } : null;
+  }
+
+  private faultDue(on: InjectedFault['on']): boolean {
+    const f = this.fault!;
+    if (f.on !== on) return false;
+    if (f.left-- > 0) return false;
+    this.fault = null;
+    return true;
+  }
+
+  /** The device turns lost, as when its `lost` promise resolves; the recorded batch is dropped. */
+  private markInjectedLoss(at: string): void {
+    this.lostInfo = {
+      reason: 'injected',
+      message: `device loss injected by Gpu.injectFault at a ${at} (test seam)`,
+    };
+    this.pass = null;
+    this.encoder = null;
+    this.batchKernels.clear();
+    this.batchBuffers.clear();
+    this.batchDispatches = 0;
+  }
+
+  private injectLoss(at: string): never {
+    this.markInjectedLoss(at);
+    throw new DeviceLostError(this.lostInfo!.reason, this.lostInfo!.message);
   }
 }

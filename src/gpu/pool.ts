@@ -41,7 +41,8 @@ export function sizeClass(bytes: number): number {
 }
 
 export interface BufferAllocator {
-  createBuffer(desc: GPUBufferDescriptor): GPUBuffer;
+  /** `what` names the request (e.g. `tensor [3, 64, 32, 32]`) for out-of-memory messages. */
+  createBuffer(desc: GPUBufferDescriptor, what: string): GPUBuffer;
 }
 
 export class BufferPool {
@@ -68,14 +69,17 @@ export class BufferPool {
       this.counters.freeBytes -= alloc;
       this.counters.freeBuffers--;
     } else {
-      buf = this.alloc.createBuffer({
-        size: alloc,
-        usage:
-          usage === 'storage'
-            ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
-            : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        label: `pool:${key}`,
-      });
+      buf = this.alloc.createBuffer(
+        {
+          size: alloc,
+          usage:
+            usage === 'storage'
+              ? GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST
+              : GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+          label: `pool:${key}`,
+        },
+        what,
+      );
       this.counters.created++;
     }
     this.live.set(buf, alloc);

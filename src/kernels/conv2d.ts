@@ -22,7 +22,7 @@ import type { UniformLayout } from '../gpu/uniforms.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
-import { batchChunks, bindSlice } from './split.js';
+import { batchChunks, bindingLimitError, bindSlice } from './split.js';
 import { runGather } from './elementwise.js';
 import { runGemm } from './gemm.js';
 import { conv2d as plainSource, conv2dSg as sgSource } from './wgsl.gen.js';
@@ -681,11 +681,7 @@ export function runConv2dInputGrad(dy: Tensor, w: Tensor, dx: Tensor, g: Conv2dG
 /** Number of reduction splits: enough workgroups to fill the adapter, bounded by the binding limit. */
 function chooseSplits(gpu: Gpu, tiles: number, rows: number, slotBytes: number, what: string): number {
   const limit = gpu.profile.maxStorageBindingBytes;
-  if (slotBytes > limit)
-    throw new Error(
-      `${what}: the weight-gradient partial needs ${slotBytes} bytes in one binding, over the adapter's ` +
-        `maxStorageBufferBindingSize ${limit}`,
-    );
+  if (slotBytes > limit) throw bindingLimitError(gpu, slotBytes, `${what}: the weight-gradient partial`);
   const target = gpu.profile.kind === 'gpu' ? 2048 : 96;
   let S = Math.max(1, Math.ceil(target / Math.max(tiles, 1)));
   S = Math.min(S, Math.max(1, rows), Math.floor(limit / slotBytes), 64);

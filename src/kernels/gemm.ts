@@ -20,7 +20,7 @@ import { defineKernel } from '../gpu/kernel.js';
 import type { UniformLayout } from '../gpu/uniforms.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
-import { bindSlice } from './split.js';
+import { bindingLimitError, bindSlice } from './split.js';
 import { gemm as source, gemmSg as sourceSg } from './wgsl.gen.js';
 
 const layout: UniformLayout = [
@@ -259,9 +259,11 @@ function planChunks(
     }
     if (!cut) break;
   }
-  throw new Error(
-    `gemm: cannot split M=${p.M} N=${p.N} K=${p.K} so each binding fits the adapter's ` +
-      `maxStorageBufferBindingSize ${gpu.profile.maxStorageBindingBytes}`,
+  throw bindingLimitError(
+    gpu,
+    Math.max(p.M, p.N, p.K) * 4 * 4,
+    `gemm M=${p.M} N=${p.N} K=${p.K}`,
+    'it cannot be split so each binding fits',
   );
 }
 

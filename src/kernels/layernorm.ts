@@ -9,11 +9,12 @@
  */
 import type { Gpu } from '../gpu/device.js';
 import { defineKernel } from '../gpu/kernel.js';
+import { GpuOutOfMemoryError } from '../gpu/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
 import { runSumMid } from './reduce.js';
-import { batchChunks, bindSlice, type Slice } from './split.js';
+import { batchChunks, bindingLimitError, bindSlice, type Slice } from './split.js';
 import { layernorm as source } from './wgsl.gen.js';
 
 /** Invocations per workgroup of the per-row / per-pixel entries. */
@@ -319,7 +320,7 @@ export function runLayerNormBackwardDwDb(
   while (blocks(per) * D * 4 > limit && per < rows) per *= 2;
   const total = blocks(per);
   if (total * D * 4 > limit)
-    throw new Error(`${what}: dw/db partials of ${total}x${D} exceed the binding limit`);
+    throw bindingLimitError(gpu, total * D * 4, `${what}: dw/db partials of ${total}x${D}`);
   const pw = newTensor(total * D);
   const pb = newTensor(total * D);
   let pOff = 0;
@@ -449,7 +450,9 @@ export function planeLanes(
   let L = Math.max(1, Math.min(256, ceilDiv(items, PER_LANE), items));
   while (L > 1 && N * L * C * bytesPerPartial > maxBytes) L = Math.max(1, Math.floor(L / 2));
   if (N * L * C * bytesPerPartial > maxBytes)
-    throw new Error(`per-channel partials of ${N}x${C} exceed the binding limit ${maxBytes}`);
+    throw new GpuOutOfMemoryError(N * C * bytesPerPartial, maxBytes, `per-channel partials of ${N}x${C}`, {
+      limitName: 'maxStorageBufferBindingSize',
+    });
   return L;
 }
 

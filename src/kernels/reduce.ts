@@ -10,7 +10,7 @@ import { defineKernel } from '../gpu/kernel.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
-import { batchChunks, bindSlice } from './split.js';
+import { batchChunks, bindingLimitError, bindSlice } from './split.js';
 import { reduce as source } from './wgsl.gen.js';
 
 const WG = 256;
@@ -89,11 +89,7 @@ function pieces(gpu: Gpu, x: Tensor, out: Tensor, A: number, R: number, I: numbe
   }
   // One (R, I) slab is over the limit: split R, accumulating into out[a, :].
   const rows = Math.floor((limit - slack) / (I * 4));
-  if (rows < 1)
-    throw new Error(
-      `reduce: one row of ${I} elements (${I * 4} bytes) is over the adapter's ` +
-        `maxStorageBufferBindingSize ${limit}`,
-    );
+  if (rows < 1) throw bindingLimitError(gpu, I * 4 + slack, `reduce: one row of ${I} elements`);
   for (let a = 0; a < A; a++) {
     const os = bindSlice(gpu, out, a * I, I);
     for (let r0 = 0; r0 < R; r0 += rows) {

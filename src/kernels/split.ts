@@ -8,6 +8,7 @@
  * Tests force splitting on small tensors with `testGpu({ profile: { maxStorageBindingBytes: 4096 } })`.
  */
 import type { Binding, Gpu } from '../gpu/device.js';
+import { GpuOutOfMemoryError } from '../gpu/errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface Slice {
@@ -40,11 +41,7 @@ export function batchChunks(
   const limit = gpu.profile.maxStorageBindingBytes;
   const slack = gpu.profile.minStorageOffsetAlignment;
   const maxItem = Math.max(...itemElems, 1) * 4;
-  if (maxItem + slack > limit)
-    throw new Error(
-      `${what}: one batch item needs ${maxItem} bytes in a single binding, over the adapter's ` +
-        `maxStorageBufferBindingSize ${limit}; reduce --img-size`,
-    );
+  if (maxItem + slack > limit) throw bindingLimitError(gpu, maxItem + slack, `${what}: one batch item`);
   const per = Math.max(1, Math.floor((limit - slack) / maxItem));
   const chunks: [number, number][] = [];
   for (let s = 0; s < batch; s += per) chunks.push([s, Math.min(per, batch - s)]);
@@ -60,13 +57,26 @@ export function flatChunks(gpu: Gpu, n: number, granule = 1, what = 'kernel'): [
   const alignElems = Math.max(1, gpu.profile.minStorageOffsetAlignment / 4);
   const step = lcm(alignElems, granule);
   const maxElems = Math.floor(gpu.profile.maxStorageBindingBytes / 4 / step) * step;
-  if (maxElems < step)
-    throw new Error(
-      `${what}: maxStorageBufferBindingSize ${gpu.profile.maxStorageBindingBytes} cannot hold ${step} elements`,
-    );
+  if (maxElems < step) throw bindingLimitError(gpu, step * 4, `${what}: one chunk of ${step} elements`);
   const chunks: [number, number][] = [];
   for (let s = 0; s < n; s += maxElems) chunks.push([s, Math.min(maxElems, n - s)]);
   return chunks;
+}
+
+/**
+ * The error for work that cannot be split any further to fit maxStorageBufferBindingSize: an
+ * out-of-memory error naming the request, the limit and the flags that shrink it.
+ */
+export function bindingLimitError(
+  gpu: Gpu,
+  bytes: number,
+  what: string,
+  detail?: string,
+): GpuOutOfMemoryError {
+  return new GpuOutOfMemoryError(bytes, gpu.profile.maxStorageBindingBytes, what, {
+    limitName: 'maxStorageBufferBindingSize',
+    ...(detail ? { detail } : {}),
+  });
 }
 
 function lcm(a: number, b: number): number {

@@ -7,7 +7,8 @@
  * image, nearest label) with the S/4 label as the loss target; the frozen SAM embedding of each
  * (slice, augmentation) from the FrozenEncoder (computed at most once, then cached: see below); the
  * variant's forward (src/train/variant.ts) with BatchNorm in train mode; (1−λ)·CE + λ·Dice on the
- * S/4 logits; backward; the loss is read back and checked (a NaN/Inf stops the run before the
+ * S/4 logits; backward; the loss and one sum per trainable parameter's gradient are read back in
+ * one readback and checked (a NaN/Inf in the loss or in any gradient stops the run before the
  * update is applied, keeping the last good checkpoint); AdamW (betas .9/.999, eps 1e-8, wd 0.1)
  * with the lr of `lrForStep` (warm-up + poly 0.9, exactly the oracle's schedule, over
  * epochs × ceil(N/B) iterations).
@@ -25,6 +26,14 @@
  * it are checkpointed with the parameters, BatchNorm buffers and AdamW moments; GPU kernels are
  * deterministic (no atomics) and embeddings come out of the cache in the stored precision even on a
  * miss. So N steps, stop, resume, M steps equals N + M steps straight through, bit for bit.
+ *
+ * Faults. A checkpoint is written at the end of every epoch (atomically: a kill leaves the previous
+ * one). A lost device (TrainDeviceLostError) or an allocation over the adapter's limits or refused
+ * by the device (TrainOutOfMemoryError) stops the run with a message naming the step (or the save /
+ * validation it was in), the flags involved, and the last checkpoint, which is never rewritten from
+ * a lost device: `--resume <out>` on a working device continues from it, losing only the steps
+ * since. A non-finite loss or gradient (NonFiniteLossError, NonFiniteGradientError) stops the run
+ * before that update, also keeping the last good checkpoint.
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
@@ -41,20 +50,22 @@ import { DataError, type Dataset, type Slice } from '../data/types.js';
 import { writeReport } from '../eval/report.js';
 import type { MetricsSummary } from '../eval/metrics.js';
 import type { Gpu } from '../gpu/device.js';
+import { DeviceLostError, GpuOutOfMemoryError, MEMORY_HINT } from '../gpu/errors.js';
 import { removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import type { SamLST } from '../nn/sam_lst.js';
 import { ceDiceLoss } from '../ops/loss.js';
+import { sum } from '../ops/reduce.js';
 import { AdamW } from '../optim/adamw.js';
 import { lrForStep, type LrSchedule } from '../optim/schedule.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
 import {
+  checkpointBytes,
   datasetFingerprint,
   exportStateDict,
   frozenHash,
   restoreCheckpoint,
-  saveCheckpoint,
   type Checkpoint,
   type LoopState,
 } from './checkpoint.js';
@@ -85,7 +96,10 @@ import { buildModel, forwardVariant, usesEncoder } from './variant.js';
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const STATE_DICT_FILE = 'state_dict.safetensors';
 
-/** The loss of a step was NaN or Inf: the run stopped before applying that step's update. */
+/**
+ * The loss of a step was NaN or Inf: the run stopped before applying that step's update.
+ * (NonFiniteGradientError, a subclass, is the same for a gradient.)
+ */
 export class NonFiniteLossError extends Error {
   override name = 'NonFiniteLossError';
   constructor(
@@ -97,10 +111,79 @@ export class NonFiniteLossError extends Error {
   }
 }
 
+/**
+ * A gradient of a step held NaN or Inf (the loss was finite): the run stopped before applying that
+ * step's update. `parameter` is the first trainable parameter (in the model's order) whose gradient
+ * is not finite.
+ */
+export class NonFiniteGradientError extends NonFiniteLossError {
+  override name = 'NonFiniteGradientError';
+  constructor(
+    message: string,
+    step: number,
+    checkpoint: string | null,
+    readonly parameter: string,
+  ) {
+    super(message, step, checkpoint);
+  }
+}
+
+/** Where a run stopped on a device fault, and what it left on disk. */
+export interface RunStop {
+  /** The step being computed (or whose checkpoint was being saved) when the fault came. */
+  step: number;
+  /** The last checkpoint on disk (intact: never written from a failing device), or null. */
+  checkpoint: string | null;
+  checkpointStep: number | null;
+}
+
+/**
+ * The device was lost during a run. The message names the step (or the save / validation), says
+ * that nothing was written from the lost device, which checkpoint is on disk and how to continue.
+ */
+export class TrainDeviceLostError extends DeviceLostError {
+  constructor(
+    cause: DeviceLostError,
+    message: string,
+    readonly stop: RunStop,
+  ) {
+    super(cause.reason, cause.detail);
+    this.message = message;
+    this.cause = cause;
+  }
+}
+
+/**
+ * An allocation over the adapter's limits or refused by the device during a run: the message of the
+ * underlying GpuOutOfMemoryError (the tensor, its size, the limit) with the run's --batch-size and
+ * --img-size, where it happened and the last checkpoint.
+ */
+export class TrainOutOfMemoryError extends GpuOutOfMemoryError {
+  constructor(
+    cause: GpuOutOfMemoryError,
+    message: string,
+    readonly stop: RunStop,
+  ) {
+    super(cause.requestedBytes, cause.limitBytes, cause.what, {
+      limitName: cause.limitName,
+      ...(cause.heldBytes !== null ? { heldBytes: cause.heldBytes } : {}),
+    });
+    this.message = message;
+    this.cause = cause;
+  }
+}
+
 export interface StepLosses {
   total: number;
   ce: number;
   dice: number;
+}
+
+/** A trainable parameter and its gradient after backward (for StepOptions.onGrads). */
+export interface ParamGrad {
+  name: string;
+  param: Tensor;
+  grad: Tensor;
 }
 
 export interface StepOptions {
@@ -111,14 +194,33 @@ export interface StepOptions {
   step?: number;
   /** Test hook: may replace the losses read back before the finite check. */
   onLoss?: (step: number, l: StepLosses) => StepLosses | void;
+  /**
+   * Test hook: called after backward with the gradients of the trainable parameters (in the
+   * model's order), before they are checked; tests write NaN/Inf into one here.
+   */
+  onGrads?: (step: number, grads: readonly ParamGrad[]) => void | Promise<void>;
+}
+
+/** Counts the NaN and ±Inf values of `a`. */
+function countNonFinite(a: Float32Array): { nan: number; inf: number } {
+  let nan = 0;
+  let inf = 0;
+  for (let i = 0; i < a.length; i++) {
+    const v = a[i]!;
+    if (v !== v) nan++;
+    else if (v === Infinity || v === -Infinity) inf++;
+  }
+  return { nan, inf };
 }
 
 /**
  * One optimizer step of `variant` on a batch: forward (BatchNorm as the model's mode says), loss on
- * the low-res logits, backward, loss read back and checked, then AdamW with `opts.lr`. Throws
- * NonFiniteLossError (without updating anything but the BatchNorm running statistics of this
- * forward) when the loss is not finite. `embedding` is the frozen SAM embedding of `image`
- * (required unless the variant is cnn-decoder).
+ * the low-res logits, backward, then one readback of the losses and of one sum per trainable
+ * parameter's gradient (a NaN or Inf anywhere in a gradient makes its sum non-finite; a sum that
+ * overflowed from finite values is told apart by reading that gradient), then AdamW with `opts.lr`.
+ * Throws NonFiniteLossError / NonFiniteGradientError (without updating anything but the BatchNorm
+ * running statistics of this forward) when the loss or a gradient is not finite. `embedding` is the
+ * frozen SAM embedding of `image` (required unless the variant is cnn-decoder).
  */
 export async function trainStep(
   model: SamLST,
@@ -129,6 +231,8 @@ export async function trainStep(
   embedding: Tensor | null,
   opts: StepOptions,
 ): Promise<StepLosses> {
+  const gpu = model.gpu;
+  const step = opts.step ?? 0;
   const l = tidy(() => {
     const out = forwardVariant(model, variant, image, embedding);
     const r = ceDiceLoss(out.lowResLogits, lowResLabels, {
@@ -139,19 +243,36 @@ export async function trainStep(
     backward(r.total);
     return { total: r.total, ce: r.ce, dice: r.dice, bad: r.invalidLabels };
   });
-  let losses: StepLosses;
-  let bad: number;
+  let values: Float32Array;
+  let grads: ParamGrad[];
   try {
-    losses = {
-      total: (await l.total.readFloat())[0]!,
-      ce: (await l.ce.readFloat())[0]!,
-      dice: (await l.dice.readFloat())[0]!,
-    };
-    bad = (await l.bad.readFloat())[0]!;
+    grads = model
+      .trainableParameters()
+      .flatMap(([name, param]) => (param.grad ? [{ name, param, grad: param.grad }] : []));
+    await opts.onGrads?.(step, grads);
+    // [total, ce, dice, invalid labels, sum of each gradient]: one readback per step.
+    const packed = tidy(() => {
+      const v = Tensor.empty(gpu, [4 + grads.length]);
+      [l.total, l.ce, l.dice, l.bad].forEach((t, i) => gpu.copy(t.buffer, 0, v.buffer, 4 * i, 4));
+      grads.forEach((g, i) => {
+        const s = sum(g.grad);
+        gpu.copy(s.buffer, 0, v.buffer, 4 * (4 + i), 4);
+      });
+      return v;
+    });
+    try {
+      values = await packed.readFloat();
+    } finally {
+      packed.dispose();
+    }
+  } catch (e) {
+    opt.zeroGrad();
+    throw e;
   } finally {
     for (const t of [l.total, l.ce, l.dice, l.bad]) t.dispose();
   }
-  const step = opts.step ?? 0;
+  let losses: StepLosses = { total: values[0]!, ce: values[1]!, dice: values[2]! };
+  const bad = values[3]!;
   if (bad > 0) {
     opt.zeroGrad();
     throw new DataError(`step ${step}: ${bad} label(s) outside 0..${model.cfg.numClasses}`);
@@ -163,6 +284,33 @@ export async function trainStep(
       `loss is ${losses.total} at step ${step} (ce ${losses.ce}, dice ${losses.dice})`,
       step,
       null,
+    );
+  }
+  // A non-finite sum: read that gradient to tell NaN/Inf from a sum that overflowed f32.
+  const badGrads: { name: string; nan: number; inf: number; size: number }[] = [];
+  for (let i = 0; i < grads.length; i++) {
+    if (Number.isFinite(values[4 + i]!)) continue;
+    const g = grads[i]!;
+    const c = countNonFinite(await g.grad.readFloat());
+    if (c.nan + c.inf > 0) badGrads.push({ name: g.name, ...c, size: g.grad.size });
+  }
+  if (badGrads.length) {
+    opt.zeroGrad();
+    const f = badGrads[0]!;
+    throw new NonFiniteGradientError(
+      `gradient of ${f.name} is not finite at step ${step} (${f.nan} NaN and ${f.inf} ±Inf of ${f.size} ` +
+        `values; loss ${losses.total})` +
+        (badGrads.length > 1
+          ? `; ${badGrads.length - 1} more parameter(s) with non-finite gradients: ` +
+            badGrads
+              .slice(1, 6)
+              .map((b) => b.name)
+              .join(', ') +
+            (badGrads.length > 6 ? ', ...' : '')
+          : ''),
+      step,
+      null,
+      f.name,
     );
   }
   opt.step(opts.lr);
@@ -233,6 +381,10 @@ export async function openTrainingData(c: TrainConfig): Promise<Dataset> {
 export interface TrainHooks {
   /** May replace a step's losses before the finite check (tests inject NaN here). */
   onLoss?: (step: number, l: StepLosses) => StepLosses | void;
+  /** Sees a step's gradients after backward, before they are checked (tests inject NaN here). */
+  onGrads?: (step: number, grads: readonly ParamGrad[]) => void | Promise<void>;
+  /** Called before a checkpoint of `step` steps is serialised (tests inject device faults here). */
+  beforeSave?: (step: number) => void | Promise<void>;
   /** Called after each completed step (and its end-of-epoch checkpoint / validation) with the steps done. */
   afterStep?: (step: number, losses: StepLosses) => void | Promise<void>;
 }
@@ -285,8 +437,82 @@ function summaryFromRecord(r: ValRecord, cases = 0): MetricsSummary {
   };
 }
 
-/** Trains as `config` says (see the file comment) and writes the run folder. */
+/** What a run is doing, for the messages of the device faults that may stop it. */
+interface RunContext {
+  phase: string;
+  /** The step being computed (or saved); 0 before training starts. */
+  step: number;
+  lastCheckpoint: { path: string; step: number } | null;
+}
+
+/**
+ * Trains as `config` says (see the file comment) and writes the run folder. Device faults become
+ * TrainDeviceLostError / TrainOutOfMemoryError naming where the run stopped and what is on disk.
+ */
 export async function train(config: TrainConfig, opts: TrainOptions): Promise<TrainResult> {
+  const ctx: RunContext = { phase: 'while setting up the run', step: 0, lastCheckpoint: null };
+  try {
+    return await runTraining(config, opts, ctx);
+  } catch (e) {
+    throw runFault(e, config, opts.gpu, ctx);
+  }
+}
+
+/** A device fault `e` as the run-level error that says where the run stopped; others unchanged. */
+function runFault(e: unknown, c: TrainConfig, gpu: Gpu, ctx: RunContext): unknown {
+  if (
+    e instanceof NonFiniteLossError ||
+    e instanceof TrainDeviceLostError ||
+    e instanceof TrainOutOfMemoryError
+  )
+    return e;
+  let lost: DeviceLostError | null = e instanceof DeviceLostError ? e : null;
+  if (!lost && gpu.lost) {
+    // Another error (a failed readback, a validation error) on a device that is now lost.
+    try {
+      gpu.assertAlive();
+    } catch (l) {
+      if (l instanceof DeviceLostError) lost = l;
+    }
+  }
+  const lc = ctx.lastCheckpoint;
+  // --resume takes the run folder (or the checkpoint file when it is not the folder's own).
+  const resumeArg = lc ? (basename(lc.path) === CHECKPOINT_FILE ? dirname(lc.path) : lc.path) : '';
+  const stop: RunStop = { step: ctx.step, checkpoint: lc?.path ?? null, checkpointStep: lc?.step ?? null };
+  const redo =
+    lc && ctx.step > lc.step
+      ? ctx.step === lc.step + 1
+        ? ` (step ${ctx.step} is computed again)`
+        : ` (steps ${lc.step + 1}-${ctx.step} are computed again)`
+      : '';
+  if (lost) {
+    const msg =
+      `${lost.message}, ${ctx.phase}: training stopped. Nothing was written from the lost device; ` +
+      (lc
+        ? `the last checkpoint, ${lc.path} (step ${lc.step}), is intact: continue with --resume ${resumeArg}${redo}`
+        : `no checkpoint had been saved yet (the first is written at the end of epoch 1): start the run again`);
+    const err = new TrainDeviceLostError(lost, msg, stop);
+    if (e !== lost) err.cause = e;
+    return err;
+  }
+  if (e instanceof GpuOutOfMemoryError) {
+    const S = modelConfig(c).imgSize;
+    const hint = `reduce --batch-size (now ${c.batchSize}) or --img-size (now ${S})`;
+    const base = e.message.includes(MEMORY_HINT)
+      ? e.message.replace(MEMORY_HINT, hint)
+      : `${e.message}; ${hint}`;
+    const msg =
+      `${base}, ${ctx.phase}: training stopped. ` +
+      (lc
+        ? `The last checkpoint, ${lc.path} (step ${lc.step}), is intact; --resume ${resumeArg} keeps the run's ` +
+          'batch and image size, so a smaller one needs a new run (or a device with more memory)'
+        : 'No checkpoint had been saved yet');
+    return new TrainOutOfMemoryError(e, msg, stop);
+  }
+  return e;
+}
+
+async function runTraining(config: TrainConfig, opts: TrainOptions, ctx: RunContext): Promise<TrainResult> {
   const t0 = performance.now();
   const out = opts.out ?? process.stdout;
   const progress = new Progress(out, { tty: opts.tty, quiet: opts.quiet });
@@ -339,6 +565,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   }
 
   // ---- model, optimizer, cache
+  ctx.phase = 'while building the model';
   const { model, notes } = buildModel(gpu, c);
   const owned: { dispose(): void }[] = [model];
   try {
@@ -412,19 +639,34 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     let lastCheckpoint: { path: string; step: number } | null = resume
       ? { path: resume.path, step: state.step }
       : null;
+    ctx.lastCheckpoint = lastCheckpoint;
+    // The checkpoint is serialised (every tensor read back) before anything is written, and written
+    // only if the device is still alive after it: a lost device never replaces the last checkpoint.
     const save = async () => {
-      await saveCheckpoint(ckPath, model, opt, {
+      ctx.phase = `while saving the checkpoint of step ${state.step}`;
+      ctx.step = state.step;
+      await opts.hooks?.beforeSave?.(state.step);
+      const bytes = await checkpointBytes(model, opt, {
         config: c,
         state: { ...state, finished: state.step >= c.epochs * ipe },
         schedule,
         dataset: fingerprint,
         frozenHash: fHash,
       });
+      gpu.assertAlive();
+      writeFileAtomic(ckPath, bytes);
       lastCheckpoint = { path: ckPath, step: state.step };
+      ctx.lastCheckpoint = lastCheckpoint;
     };
 
     const runValidation = async (when: string): Promise<ValidationResult | null> => {
       if (!ds.test) return null;
+      ctx.phase =
+        when === 'before'
+          ? 'while validating the untrained model'
+          : when === 'final'
+            ? `during the final validation (after step ${state.step})`
+            : `during the validation after epoch ${state.epoch} (step ${state.step})`;
       const v = await validate(model, ds.test, {
         variant: c.variant,
         batchSize: B,
@@ -464,6 +706,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     if (state.step >= totalSteps) say(`nothing to train: the run is at step ${state.step} of ${totalSteps}`);
     while (state.step < totalSteps) {
       const ts = performance.now();
+      ctx.step = state.step + 1;
+      ctx.phase = `at step ${ctx.step} of ${totalSteps} (epoch ${state.epoch + 1}, batch ${state.batchInEpoch + 1} of ${ipe})`;
       if (state.perm === null) {
         state.perm = shuffled(N, orderRng);
         state.orderRng = orderRng.state;
@@ -508,18 +752,20 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
           diceWeight: c.diceWeight,
           step: state.step + 1,
           onLoss: opts.hooks?.onLoss,
+          onGrads: opts.hooks?.onGrads,
         });
       } catch (e) {
         if (!(e instanceof NonFiniteLossError)) throw e;
         const lc = lastCheckpoint as { path: string; step: number } | null;
-        stopped = new NonFiniteLossError(
+        const msg =
           `${e.message} (epoch ${state.epoch + 1}): training stopped before applying this update; ` +
-            (lc
-              ? `the last good checkpoint is ${lc.path} (step ${lc.step}), left as it was`
-              : 'no checkpoint had been saved yet'),
-          e.step,
-          lc?.path ?? null,
-        );
+          (lc
+            ? `the last good checkpoint is ${lc.path} (step ${lc.step}), left as it was`
+            : 'no checkpoint had been saved yet');
+        stopped =
+          e instanceof NonFiniteGradientError
+            ? new NonFiniteGradientError(msg, e.step, lc?.path ?? null, e.parameter)
+            : new NonFiniteLossError(msg, e.step, lc?.path ?? null);
         break;
       } finally {
         image.dispose();
@@ -621,8 +867,10 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       }
     }
     if (!stopped && !ds.test) say('no test volumes in the dataset: validation skipped');
-    if (!stopped)
+    if (!stopped) {
+      ctx.phase = `while exporting the state_dict (after step ${state.step})`;
       await exportStateDict(model, sdPath, { config: JSON.stringify(c), step: String(state.step) });
+    }
 
     const plots = runPlots(history);
     writeFileAtomic(join(outDir, 'loss.svg'), plots.loss, { durable: false });

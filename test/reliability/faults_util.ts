@@ -1,0 +1,80 @@
+/**
+ * Shared pieces of the fault tests (test/reliability/faults_*.test.ts): a clean reference run of
+ * the tiny training configuration whose checkpoints at the ends of epochs 1 and 2 (steps 3 and 6)
+ * and at step 7 are kept, and bit-exact comparisons of checkpoints.
+ */
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import type { Gpu } from '../../src/gpu/device.js';
+import { readCheckpoint, type Checkpoint } from '../../src/train/checkpoint.js';
+import type { TrainConfig } from '../../src/train/config.js';
+import { MetricsLog, type StepRecord } from '../../src/train/log.js';
+import { CHECKPOINT_FILE, train } from '../../src/train/loop.js';
+import { sink, tempDir, tinyTrainConfig } from '../train/util.js';
+
+export const TOTAL = 7;
+
+export interface Reference {
+  dir: string;
+  /** Checkpoint bytes on disk after steps 3 and 6 (ends of epochs 1 and 2). */
+  bytes: Map<number, Buffer>;
+  final: Checkpoint;
+  losses: number[];
+}
+
+/**
+ * The tiny configuration cut to `TOTAL` steps (3 per epoch, checkpoints at 3 and 6, final at 7),
+ * without test volumes (no validation: these tests are about the training state).
+ */
+export function faultConfig(out: string, over: Partial<TrainConfig> = {}): TrainConfig {
+  const c = tinyTrainConfig(out, { maxSteps: TOTAL, ...over });
+  return { ...c, phantom: { ...c.phantom, testCases: 0 }, ...over };
+}
+
+/** A clean run straight through, keeping the checkpoint bytes after steps 3 and 6. */
+export async function referenceRun(gpu: Gpu): Promise<Reference> {
+  const dir = tempDir('fault-ref');
+  const bytes = new Map<number, Buffer>();
+  await train(faultConfig(dir), {
+    gpu,
+    out: sink(),
+    hooks: {
+      afterStep: (s) => {
+        if (s === 3 || s === 6) bytes.set(s, readFileSync(join(dir, CHECKPOINT_FILE)));
+      },
+    },
+  });
+  return { dir, bytes, final: readCheckpoint(join(dir, CHECKPOINT_FILE)), losses: stepLosses(dir) };
+}
+
+export function stepLosses(dir: string): number[] {
+  return MetricsLog.read(join(dir, 'metrics.jsonl'))
+    .filter((r): r is StepRecord => r.type === 'step')
+    .map((r) => r.loss);
+}
+
+/** The checkpoint of `bytes`, parsed and verified (checksum) by readCheckpoint. */
+export function parseCheckpointBytes(bytes: Buffer): Checkpoint {
+  const p = join(tempDir('fault-ck'), CHECKPOINT_FILE);
+  writeFileSync(p, bytes);
+  return readCheckpoint(p);
+}
+
+/** Parameters, BatchNorm buffers, AdamW moments and step counts, loop state: all bit-equal. */
+export function expectSameCheckpoint(a: Checkpoint, b: Checkpoint): void {
+  expect(b.meta.state).toEqual(a.meta.state);
+  expect([...b.model.keys()]).toEqual([...a.model.keys()]);
+  for (const [k, t] of a.model) expect(b.model.get(k)!.data, k).toEqual(t.data);
+  expect(Object.keys(b.optim.params)).toEqual(Object.keys(a.optim.params));
+  for (const [k, p] of Object.entries(a.optim.params)) {
+    expect(b.optim.params[k]!.step, k).toBe(p.step);
+    expect(b.optim.params[k]!.m.data, k).toEqual(p.m.data);
+    expect(b.optim.params[k]!.v.data, k).toEqual(p.v.data);
+  }
+}
+
+/** Temporary files an interrupted writer left in `dir`. */
+export function temporaries(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir).filter((f) => /\.tmp-\d+-/.test(f)) : [];
+}
