@@ -3,8 +3,9 @@
  * (same filesystem, so the rename is atomic), which is fsynced, closed and renamed over the
  * destination; then the folder is fsynced so the rename itself survives a power loss. A reader sees
  * either the old file or the complete new one, never a torn write, and a crash (or SIGKILL) during
- * the write leaves the previous file untouched plus, at worst, a stray `.<name>.tmp-*` file that
- * `removeStaleTemps` (or the next write of the same name) cleans up.
+ * the write leaves the previous file untouched plus, at worst, a stray `.<name>.tmp-<pid>-*` file
+ * that `removeStaleTemps` cleans up (the training loop calls it on its run folder at start, the
+ * encoder cache on its shard folders when opened, both sparing temporaries of living writers).
  *
  * `durable: false` skips both fsyncs (still atomic against concurrent readers and process crashes,
  * not against power loss): for caches whose entries carry their own checksums.
@@ -97,11 +98,29 @@ export function writeFileAtomic(
   if (durable) fsyncDir(dir);
 }
 
+/** Whether a process with this pid exists (signal 0 probes without signalling). */
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it exists but belongs to someone else.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Removes leftover temporary files of `name` (or of every file, when omitted) in `dir` that an
- * interrupted writer left behind. Returns the removed paths.
+ * interrupted writer left behind. With `deadWritersOnly`, a temporary whose writer (the pid in its
+ * name) is still running is kept: use it on folders that other processes may be writing to.
+ * Returns the removed paths.
  */
-export function removeStaleTemps(dir: string, name?: string): string[] {
+export function removeStaleTemps(
+  dir: string,
+  name?: string,
+  opts: { deadWritersOnly?: boolean } = {},
+): string[] {
   let entries: string[];
   try {
     entries = readdirSync(dir);
@@ -111,7 +130,10 @@ export function removeStaleTemps(dir: string, name?: string): string[] {
   const prefix = name === undefined ? '.' : `.${name}.tmp-`;
   const removed: string[] = [];
   for (const f of entries) {
-    if (!f.startsWith(prefix) || !/\.tmp-\d+-/.test(f)) continue;
+    if (!f.startsWith(prefix)) continue;
+    const m = /\.tmp-(\d+)-/.exec(f);
+    if (!m) continue;
+    if (opts.deadWritersOnly && pidAlive(Number(m[1]))) continue;
     try {
       unlinkSync(join(dir, f));
       removed.push(join(dir, f));

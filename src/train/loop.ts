@@ -524,7 +524,7 @@ async function runTraining(config: TrainConfig, opts: TrainOptions, ctx: RunCont
   const outDir = c.out;
   mkdirSync(outDir, { recursive: true });
   if (existsSync(outDir) && !statSync(outDir).isDirectory()) throw new Error(`--out ${outDir}: not a folder`);
-  removeStaleTemps(outDir);
+  removeStaleTemps(outDir, undefined, { deadWritersOnly: true });
   const ckPath = join(outDir, CHECKPOINT_FILE);
   const sdPath = join(outDir, STATE_DICT_FILE);
   const resume = opts.resume ?? null;

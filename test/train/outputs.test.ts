@@ -40,6 +40,16 @@ describe('atomic writes', () => {
     writeFileSync(join(dir, '.a.bin.tmp-123-0-deadbeef'), 'left by a killed writer');
     expect(removeStaleTemps(dir, 'a.bin')).toHaveLength(1);
     expect(readdirSync(dir)).toEqual(['a.bin']);
+    // deadWritersOnly spares a living writer's temporary (this process) and removes a dead one's.
+    const live = `.a.bin.tmp-${process.pid}-0-00000000`;
+    let deadPid = 4_194_000;
+    while (pidExists(deadPid)) deadPid--;
+    const dead = `.a.bin.tmp-${deadPid}-0-00000000`;
+    writeFileSync(join(dir, live), 'in progress');
+    writeFileSync(join(dir, dead), 'left by a killed writer');
+    expect(removeStaleTemps(dir, undefined, { deadWritersOnly: true })).toEqual([join(dir, dead)]);
+    expect(readdirSync(dir).sort()).toEqual([live, 'a.bin'].sort());
+    expect(removeStaleTemps(dir)).toEqual([join(dir, live)]);
     writeFileAtomic(join(dir, 'sub', 'deep', 'b.txt'), 'x', { durable: false });
     expect(readFileSync(join(dir, 'sub', 'deep', 'b.txt'), 'utf8')).toBe('x');
   });
@@ -209,3 +219,12 @@ describe('report', () => {
       expect(md).toContain(s);
   });
 });
+
+function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
