@@ -16,8 +16,21 @@ const caches = {
   f16: new EmbedCache({ dir: a.cacheDir, memBytes: 0, dtype: 'f16' }),
 };
 const say = (s: string) => process.stdout.write(`${s}\n`);
+// Runs until killed, but never outlives the test: it stops when its parent is gone (the test
+// worker died or timed out before killing it) or after two minutes.
+const parent = process.ppid;
+const started = Date.now();
+const orphaned = (): boolean => {
+  if (Date.now() - started > 120_000) return true;
+  try {
+    process.kill(parent, 0);
+    return false;
+  } catch {
+    return true;
+  }
+};
 say('ready');
-for (let v = a.v0, j = a.e0; ; v++) {
+for (let v = a.v0, j = a.e0; !orphaned(); v++) {
   say(`ck-begin ${v}`);
   writeFileAtomic(a.checkpoint, versions[v % versions.length]!);
   say(`ck-done ${v}`);
