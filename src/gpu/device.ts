@@ -77,6 +77,7 @@ export interface GpuStats {
   pipelines: number;
   dispatches: number;
   submits: number;
+  /** Uniform buffers held: the content-keyed cache plus the reused buffers of volatileUniforms kernels. */
   uniformBuffers: number;
 }
 
@@ -121,6 +122,10 @@ export class Gpu {
   private readonly uniformCache = new Map<string, GPUBuffer>();
   private readonly uniformCap = 4096;
   private destroyAfterSubmit: GPUBuffer[] = [];
+  /** Uniform buffers of volatileUniforms kernels: free by size, and those the open batch uses. */
+  private readonly volatileFree = new Map<number, GPUBuffer[]>();
+  private volatileInBatch: GPUBuffer[] = [];
+  private volatileCount = 0;
   private readonly pendingChecks: Promise<void>[] = [];
   private readonly asyncErrors: GpuError[] = [];
   private lostInfo: { reason: string; message: string } | null = null;
@@ -308,6 +313,7 @@ export class Gpu {
 
   private uniformBuffer(spec: KernelSpec, values: Readonly<Record<string, number>>): GPUBuffer {
     const data = packUniforms(spec.name, spec.uniforms, values);
+    if (spec.volatileUniforms) return this.volatileUniformBuffer(spec, data);
     const key = `${uniformByteSize(spec.uniforms)}:${data.join(',')}`;
     let buf = this.uniformCache.get(key);
     if (buf) {
@@ -329,6 +335,26 @@ export class Gpu {
       this.destroyAfterSubmit.push(this.uniformCache.get(oldest)!);
       this.uniformCache.delete(oldest);
     }
+    return buf;
+  }
+
+  /**
+   * A uniform buffer for values that change every call. A buffer is reused only after the batch
+   * that used it is submitted: queue.writeBuffer is ordered after that submit, while the open
+   * batch's commands run only when it is submitted, so a write must not touch a buffer it uses.
+   */
+  private volatileUniformBuffer(spec: KernelSpec, data: Uint32Array): GPUBuffer {
+    let buf = this.volatileFree.get(data.byteLength)?.pop();
+    if (!buf) {
+      buf = this.device.createBuffer({
+        size: data.byteLength,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: `uniform:volatile:${spec.name}`,
+      });
+      this.volatileCount++;
+    }
+    this.device.queue.writeBuffer(buf, 0, data.buffer, data.byteOffset, data.byteLength);
+    this.volatileInBatch.push(buf);
     return buf;
   }
 
@@ -384,6 +410,12 @@ export class Gpu {
     this.counters.submits++;
     for (const b of this.destroyAfterSubmit) b.destroy();
     this.destroyAfterSubmit = [];
+    for (const b of this.volatileInBatch) {
+      let list = this.volatileFree.get(b.size);
+      if (!list) this.volatileFree.set(b.size, (list = []));
+      list.push(b);
+    }
+    this.volatileInBatch = [];
   }
 
   /** Submits, waits for the device to finish, and throws any error it reported. */
@@ -426,7 +458,7 @@ export class Gpu {
       pipelines: this.pipelines.size,
       dispatches: this.counters.dispatches,
       submits: this.counters.submits,
-      uniformBuffers: this.uniformCache.size,
+      uniformBuffers: this.uniformCache.size + this.volatileCount,
     };
   }
 
@@ -444,6 +476,9 @@ export class Gpu {
     this.pool.destroyAll();
     for (const b of this.uniformCache.values()) b.destroy();
     this.uniformCache.clear();
+    for (const b of [...this.volatileInBatch, ...[...this.volatileFree.values()].flat()]) b.destroy();
+    this.volatileInBatch = [];
+    this.volatileFree.clear();
     if (this.owned) this.device.destroy();
   }
 

@@ -22,6 +22,11 @@ export interface KernelSpec {
   readonly uniforms: UniformLayout;
   /** Override constants the TS side may set, with the defaults it uses. */
   readonly overrides: Readonly<Record<string, number>>;
+  /**
+   * Uniform values that change on every call (a learning rate, a step count): they are written
+   * into a reused buffer instead of the content-keyed uniform cache, which they would churn.
+   */
+  readonly volatileUniforms?: boolean;
 }
 
 export function defineKernel(

@@ -12,6 +12,8 @@ export const adamwStepKernel = defineKernel({
   file: 'adamw',
   source,
   entry: 'adamw_step',
+  // lr, weight decay and bias corrections change every step.
+  volatileUniforms: true,
   storage: [
     ['p', 'read_write'],
     ['g', 'read'],

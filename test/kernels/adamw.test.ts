@@ -135,7 +135,52 @@ describe('AdamW state, batching and errors', () => {
     expect(mid.dispatches).toBe(before.dispatches + 3);
     await gpu.sync();
     expect(gpu.stats().pipelinesCreated).toBe(before.pipelinesCreated);
+    // The per-step scalars live in reused uniform buffers (as many as one submit holds): once
+    // warm, a new lr every step creates none.
+    const steps = async (from: number) => {
+      for (let s = from; s < from + 24; s++) {
+        opt.step(lrForStep(s, SAM_LST_SCHEDULE));
+        if (s % 3 === 0) await gpu.sync();
+      }
+      await gpu.sync();
+    };
+    await steps(6);
+    const u0 = gpu.stats().uniformBuffers;
+    await steps(30);
+    expect(gpu.stats().uniformBuffers).toBe(u0);
     opt.dispose();
+  });
+
+  test('several steps recorded in one batch each see their own lr', async () => {
+    // No submit between the steps: each dispatch must keep its own uniform values.
+    const mk = () => {
+      const t = Tensor.fromData(gpu, new Float32Array([1, -2, 3]), [3]);
+      t.grad = Tensor.fromData(gpu, new Float32Array([0.5, 0.25, -1]), [3]);
+      return t;
+    };
+    const a = mk();
+    const b = mk();
+    const optA = new AdamW([{ name: 'w', tensor: a }], SAM_LST_ADAMW);
+    const optB = new AdamW([{ name: 'w', tensor: b }], SAM_LST_ADAMW);
+    const lrs = [1e-3, 5e-2, 2e-4, 3e-2];
+    for (const lr of lrs) optA.step(lr);
+    for (const lr of lrs) {
+      optB.step(lr);
+      await gpu.sync();
+    }
+    expect(Array.from(await a.readFloat())).toEqual(Array.from(await b.readFloat()));
+    const ref: AdamWRefState = {
+      p: Float64Array.from([1, -2, 3]),
+      m: new Float64Array(3),
+      v: new Float64Array(3),
+      t: 0,
+    };
+    const [beta1, beta2] = SAM_LST_ADAMW.betas;
+    const h = { eps: SAM_LST_ADAMW.eps, weightDecay: SAM_LST_ADAMW.weightDecay, beta1, beta2 };
+    for (const lr of lrs) adamwRefStep(ref, [0.5, 0.25, -1], { ...h, lr });
+    assertClose(await a.readFloat(), ref.p, { atol: 1e-6, rtol: 1e-5, name: 'batched steps vs reference' });
+    optA.dispose();
+    optB.dispose();
   });
 
   test('export, import into a fresh optimizer, continue: identical to an uninterrupted run', async () => {

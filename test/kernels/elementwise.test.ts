@@ -291,21 +291,25 @@ describe('flat kernels split bindings over the adapter limit', () => {
   test('broadcast binary ops split output and operands over the binding limit (forward and backward)', async () => {
     const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
     const r = rng(91);
-    for (const [as, bs] of [
+    const cases: [number[], number[], number[]][] = [
+      // [a, b, broadcast result]: operand windows, a broadcast operand, both broadcast
       [
         [5, 7, 60],
         [7, 1],
+        [5, 7, 60],
       ],
       [
         [3, 1, 500],
         [3, 4, 1],
+        [3, 4, 500],
       ],
-      [[2300], [2300]].map((x) => [1, ...x]),
-    ] as number[][][]) {
-      const out = [as, bs].reduce(
-        (o, s) => o.map((d, k) => Math.max(d, s[k - (o.length - s.length)] ?? 1)),
-        [...(as.length >= bs.length ? as : bs)],
-      );
+      [
+        [1, 900],
+        [5, 1],
+        [5, 900],
+      ],
+    ];
+    for (const [as, bs, out] of cases) {
       const ad = randn(
         r,
         as.reduce((x, y) => x * y, 1),
@@ -329,8 +333,8 @@ describe('flat kernels split bindings over the adapter limit', () => {
       });
       const dyd = randn(r, y.size);
       backward(y, { grad: upload(small, { data: dyd, shape: y.shape }) });
-      const ga = ref.sumTo(ref.broadcastBinary(dyd, y.shape, bd, bs, (p, q) => p * q).data, y.shape, as);
-      const gb = ref.sumTo(ref.broadcastBinary(dyd, y.shape, ad, as, (p, q) => p * q).data, y.shape, bs);
+      const ga = ref.sumTo(ref.broadcastBinary(dyd, out, bd, bs, (p, q) => p * q).data, out, as);
+      const gb = ref.sumTo(ref.broadcastBinary(dyd, out, ad, as, (p, q) => p * q).data, out, bs);
       assertClose(await a.grad!.read(), ga, { atol: 1e-4, rtol: 1e-5, name: 'da' });
       assertClose(await b.grad!.read(), gb, { atol: 1e-4, rtol: 1e-5, name: 'db' });
     }
