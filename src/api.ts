@@ -5,19 +5,33 @@
  * results in GPUBuffers on that device (`tensor.buffer`) and can use them without a readback.
  */
 import { argmaxChannels } from './eval/inference.js';
-import { noGrad } from './autograd/tape.js';
-import type { Engine } from './engine.js';
+import { backward, noGrad } from './autograd/tape.js';
+import { Engine } from './engine.js';
 import { readPth } from './io/pth.js';
 import { remapCheckpoint } from './io/remap.js';
 import { decodeEntry, parseSafetensors } from './io/safetensors.js';
 import { applyAugmentation } from './data/augment.js';
 import { zoom2d } from './data/resample.js';
-import { SamLstConfig, type SamLstConfigFields } from './nn/config.js';
+import { ConfigError, SamLstConfig, type SamLstConfigFields } from './nn/config.js';
 import { SamLST, type SamLstOutput } from './nn/sam_lst.js';
+import { ceDiceLoss, LabelRangeError } from './ops/loss.js';
 import { AdamW, SAM_LST_ADAMW, type AdamWOptions } from './optim/adamw.js';
 import type { HostTensor } from './tensor/host.js';
-import type { Tensor } from './tensor/tensor.js';
+import { tidy } from './tensor/scope.js';
+import { Tensor } from './tensor/tensor.js';
 import { samLstTrainStep } from './train/parity.js';
+import {
+  ArgumentError,
+  badArg,
+  checkAllFinite,
+  checkInt,
+  checkObject,
+  checkString,
+  checkTyped,
+  describeValue,
+  isPlainObject,
+} from './util/args.js';
+import { fmt, ShapeError } from './util/shape.js';
 
 /** A checkpoint's bytes could not be read as a PyTorch `.pth` or a safetensors file. */
 export class CheckpointError extends Error {
@@ -42,8 +56,73 @@ export interface Checkpoint {
   notes: string[];
 }
 
-function bytesOf(data: Uint8Array | ArrayBuffer): Uint8Array {
-  return data instanceof Uint8Array ? data : new Uint8Array(data);
+function bytesOf(fn: string, data: unknown): Uint8Array {
+  if (data instanceof Uint8Array) return data;
+  if (data instanceof ArrayBuffer) return new Uint8Array(data);
+  throw new ArgumentError(
+    `${fn}: data must be the file's bytes as a Uint8Array or an ArrayBuffer, got ${describeValue(data)}` +
+      (ArrayBuffer.isView(data) ? ' (wrap it: new Uint8Array(v.buffer, v.byteOffset, v.byteLength))' : ''),
+  );
+}
+
+// ------------------------------------------------------------------ argument checks
+
+function checkEngine(fn: string, engine: unknown): asserts engine is Engine {
+  if (!(engine instanceof Engine)) badArg(fn, 'engine', 'an Engine (from createEngine)', engine);
+}
+
+function checkModel(fn: string, model: unknown): asserts model is SamLST {
+  if (!(model instanceof SamLST)) badArg(fn, 'model', 'a SamLST model (from createSamLst)', model);
+}
+
+/** A live tensor on the model's device. */
+function checkTensorArg(fn: string, arg: string, t: unknown, model: SamLST): asserts t is Tensor {
+  if (!(t instanceof Tensor)) badArg(fn, arg, 'a Tensor', t);
+  if (t.disposed) throw new ArgumentError(`${fn}: ${arg} ${t.describe()} was used after dispose()`);
+  if (t.gpu !== model.gpu)
+    throw new ArgumentError(
+      `${fn}: ${arg} ${t.describe()} lives on another engine's device than the model; create it with the model's engine`,
+    );
+}
+
+/** The model input: f32 (B, inChans, S, S), B >= 1, on the model's device. Returns B. */
+function checkModelImage(fn: string, arg: string, image: unknown, model: SamLST): number {
+  checkTensorArg(fn, arg, image, model);
+  const { inChans: C, imgSize: S } = model.cfg;
+  const want = `f32 (B, ${C}, ${S}, ${S})`;
+  const got = `${image.dtype}${fmt(image.shape)}`;
+  if (image.dtype !== 'f32') throw new ArgumentError(`${fn}: ${arg} must be ${want}, got ${got} (dtype)`);
+  if (image.shape.length !== 4)
+    throw new ShapeError(`${fn}: ${arg} must be ${want}, got ${got} (rank ${image.shape.length})`);
+  const [B, c, h, w] = image.shape as [number, number, number, number];
+  if (B < 1) throw new ShapeError(`${fn}: ${arg} must be ${want} with B >= 1, got ${got}`);
+  if (c !== C)
+    throw new ShapeError(`${fn}: ${arg} must be ${want}, got ${got} (${c} channels instead of ${C})`);
+  if (h !== S || w !== S)
+    throw new ShapeError(
+      `${fn}: ${arg} must be ${want}, got ${got} (${h}x${w}; the model's input size is ${S}: resize with prepareSlice)`,
+    );
+  return B;
+}
+
+/** The loss target: i32 (B, S/4, S/4) on the model's device. */
+function checkLowResLabels(fn: string, arg: string, labels: unknown, B: number, model: SamLST): void {
+  checkTensorArg(fn, arg, labels, model);
+  const L = model.cfg.imgSize / 4;
+  const want = `i32 (${B}, ${L}, ${L}) (B = the image batch, S/4 = ${L})`;
+  const got = `${labels.dtype}${fmt(labels.shape)}`;
+  if (labels.dtype !== 'i32')
+    throw new ArgumentError(
+      `${fn}: ${arg} must be ${want}, got ${got} (make class ids with an Int32Array: engine.tensor(Int32Array.from(ids), shape))`,
+    );
+  const sh = labels.shape;
+  if (sh.length !== 3 || sh[0] !== B || sh[1] !== L || sh[2] !== L)
+    throw new ShapeError(`${fn}: ${arg} must be ${want}, got ${got}`);
+}
+
+function checkLr(fn: string, lr: unknown): void {
+  if (lr !== undefined && !(typeof lr === 'number' && Number.isFinite(lr) && lr >= 0))
+    badArg(fn, 'lr', 'a finite number >= 0 (or omitted: the optimizer default)', lr);
 }
 
 /** Model tensor names of a SAM-LST state_dict (optionally DataParallel-prefixed). */
@@ -80,7 +159,8 @@ function storedConfig(json: string, where: string): SamLstConfig {
  * error messages (e.g. the file name the user picked).
  */
 export function readCheckpoint(data: Uint8Array | ArrayBuffer, name = 'checkpoint'): Checkpoint {
-  const bytes = bytesOf(data);
+  const bytes = bytesOf('readCheckpoint', data);
+  checkString('readCheckpoint', 'name', name);
   if (bytes.byteLength < 8)
     throw new CheckpointError(`${name}: ${bytes.byteLength} bytes is not a checkpoint`);
   const zip = bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
@@ -139,12 +219,24 @@ export function samLstConfig(spec: ConfigSpec = 'vitB'): SamLstConfig {
   if (spec instanceof SamLstConfig) return spec;
   if (spec === 'tiny') return SamLstConfig.tiny();
   if (spec === 'vitB') return SamLstConfig.vitB();
-  if (typeof spec === 'string') throw new CheckpointError(`unknown configuration preset '${String(spec)}'`);
+  if (typeof spec === 'string')
+    throw new ConfigError(`samLstConfig: unknown configuration preset '${String(spec)}' (known: tiny, vitB)`);
+  if (!isPlainObject(spec))
+    throw new ConfigError(
+      `samLstConfig: spec must be a SamLstConfig, 'tiny', 'vitB' or an object of config fields, got ${describeValue(spec)}`,
+    );
   return new SamLstConfig(spec);
 }
 
 function isCheckpoint(c: Checkpoint | StateDict): c is Checkpoint {
   return !(c instanceof Map) && 'tensors' in c && 'format' in c;
+}
+
+/** A `readCheckpoint` result or a state_dict Map. */
+function checkCheckpointArg(fn: string, arg: string, c: unknown): asserts c is Checkpoint | StateDict {
+  if (c instanceof Map) return;
+  if (isPlainObject(c) && c.tensors instanceof Map && typeof c.format === 'string') return;
+  badArg(fn, arg, 'a readCheckpoint() result or a state_dict Map', c);
 }
 
 /**
@@ -153,6 +245,8 @@ function isCheckpoint(c: Checkpoint | StateDict): c is Checkpoint {
  * shapes, at the checkpoint's input size and class count. Throws naming the shapes otherwise.
  */
 export function configForCheckpoint(ck: Checkpoint | StateDict, name = 'checkpoint'): SamLstConfig {
+  checkCheckpointArg('configForCheckpoint', 'checkpoint', ck);
+  checkString('configForCheckpoint', 'name', name);
   if (isCheckpoint(ck)) {
     if (ck.config) return ck.config;
     name = ck.name;
@@ -211,7 +305,14 @@ export interface CreateSamLstOptions {
  * upscaling, side CNN); `segment` switches to eval mode itself.
  */
 export function createSamLst(engine: Engine, opts: CreateSamLstOptions = {}): SamLST {
+  const fn = 'createSamLst';
+  checkEngine(fn, engine);
+  checkObject(fn, 'options', opts, true);
+  if (opts.seed !== undefined) checkInt(fn, 'options.seed', opts.seed, 0);
+  if (opts.checkpointName !== undefined) checkString(fn, 'options.checkpointName', opts.checkpointName);
   const c = opts.checkpoint;
+  if (c !== undefined && !(c instanceof Uint8Array || c instanceof ArrayBuffer))
+    checkCheckpointArg(fn, 'options.checkpoint', c);
   const ck: Checkpoint | StateDict | null =
     c === undefined
       ? null
@@ -254,17 +355,39 @@ export interface ModelInput {
  * model's input channels. The caller disposes the returned tensors.
  */
 export function prepareSlice(engine: Engine, model: SamLST | SamLstConfig, slice: GreySlice): ModelInput {
+  const fn = 'prepareSlice';
+  checkEngine(fn, engine);
+  if (!(model instanceof SamLST || model instanceof SamLstConfig))
+    badArg(fn, 'model', 'a SamLST model or a SamLstConfig', model);
   const cfg = model instanceof SamLstConfig ? model : model.cfg;
+  if (!isPlainObject(slice)) badArg(fn, 'slice', 'an object {h, w, image, label?}', slice);
   const { h, w } = slice;
+  checkInt(fn, 'slice.h', h, 1);
+  checkInt(fn, 'slice.w', w, 1);
   const S = cfg.imgSize;
+  checkTyped(fn, 'slice.image', slice.image, Float32Array);
   if (slice.image.length !== h * w)
-    throw new Error(`prepareSlice: image has ${slice.image.length} values, expected ${h}x${w}`);
+    throw new ShapeError(
+      `${fn}: image has ${slice.image.length} values, expected ${h}x${w} (slice.image must hold h x w = ${h * w} values)`,
+    );
+  checkAllFinite(fn, 'slice.image', slice.image, (i) => `row ${Math.floor(i / w)}, column ${i % w}`);
   let img: Float32Array;
   let label: Int32Array | null = null;
   let low: Int32Array | null = null;
-  if (slice.label) {
+  if (slice.label !== undefined && slice.label !== null) {
+    checkTyped(fn, 'slice.label', slice.label, Int32Array);
     if (slice.label.length !== h * w)
-      throw new Error(`prepareSlice: label has ${slice.label.length} values, expected ${h}x${w}`);
+      throw new ShapeError(
+        `${fn}: label has ${slice.label.length} values, expected ${h}x${w} (slice.label must hold h x w = ${h * w} values)`,
+      );
+    const K = cfg.numClasses;
+    const lab = slice.label;
+    for (let i = 0; i < lab.length; i++)
+      if (lab[i]! < 0 || lab[i]! > K)
+        throw new LabelRangeError(
+          `${fn}: slice.label must hold class ids 0..${K} (background 0 + the model's ${K} classes), ` +
+            `got ${lab[i]} at row ${Math.floor(i / w)}, column ${i % w}`,
+        );
     const a = applyAugmentation(slice.image, slice.label, h, w, { kind: 'none' }, S);
     img = a.image;
     label = a.label;
@@ -287,6 +410,8 @@ export function prepareSlice(engine: Engine, model: SamLST | SamLstConfig, slice
  * commands read `masks.buffer`, or `await masks.read()` for host values.
  */
 export function segment(model: SamLST, image: Tensor): SamLstOutput {
+  checkModel('segment', model);
+  checkModelImage('segment', 'image', image, model);
   const wasTraining = model.training;
   model.eval();
   try {
@@ -314,8 +439,31 @@ export const ORGAN_COLORS: readonly (readonly [number, number, number])[] = [
 
 /** Per-pixel class ids (B, H, W) of mask logits (B, C, H, W): argmax over C, first maximum wins. */
 export function argmaxClasses(logits: Float32Array, shape: readonly number[]): Int32Array {
+  const fn = 'argmaxClasses';
+  checkTyped(fn, 'logits', logits, Float32Array);
+  if (
+    !Array.isArray(shape) ||
+    shape.length !== 4 ||
+    shape.some((d) => typeof d !== 'number' || !Number.isInteger(d) || d < 1)
+  )
+    badArg(fn, 'shape', 'the logits shape (B, C, H, W) of 4 positive integers', shape);
   const [B, C, H, W] = shape as [number, number, number, number];
+  if (logits.length !== B * C * H * W)
+    throw new ShapeError(
+      `${fn}: logits has ${logits.length} values, expected ${fmt(shape)} = ${B * C * H * W}`,
+    );
   return argmaxChannels(logits, B, C, H * W);
+}
+
+/** A training step refused its update: the loss was NaN or Inf. */
+export class TrainStepError extends Error {
+  override name = 'TrainStepError';
+  constructor(
+    message: string,
+    readonly step: number,
+  ) {
+    super(message);
+  }
 }
 
 /** AdamW options (lr, betas, eps, weightDecay) over SAM-LST's defaults. */
@@ -334,6 +482,8 @@ export class SamLstTrainer {
     readonly model: SamLST,
     opts: TrainerOptions = {},
   ) {
+    checkModel('new SamLstTrainer', model);
+    checkObject('new SamLstTrainer', 'options', opts, true);
     this.optimizer = new AdamW(
       model.trainableParameters().map(([name, tensor]) => ({ name, tensor })),
       { ...SAM_LST_ADAMW, ...opts },
@@ -345,11 +495,21 @@ export class SamLstTrainer {
     return this.steps;
   }
 
+  private checkStep(fn: string, image: unknown, lowResLabels: unknown, lr: unknown): void {
+    const B = checkModelImage(fn, 'image', image, this.model);
+    checkLowResLabels(fn, 'lowResLabels', lowResLabels, B, this.model);
+    checkLr(fn, lr);
+  }
+
   /**
-   * One training step on a batch: `image` (B, inChans, S, S), `lowResLabels` (B, S/4, S/4) i32.
-   * Returns the loss before the update (a [1] tensor the caller disposes; nothing is read back).
+   * One training step on a batch: `image` f32 (B, inChans, S, S), `lowResLabels` i32
+   * (B, S/4, S/4) with class ids 0..numClasses. Returns the loss before the update (a [1] tensor
+   * the caller disposes; nothing is read back). Because nothing is read back, label ids outside
+   * 0..numClasses are not caught here: they make the loss and the update NaN. `trainStep` checks
+   * them (and the loss) before it applies the update.
    */
   stepTensor(image: Tensor, lowResLabels: Tensor, lr?: number): Tensor {
+    this.checkStep('SamLstTrainer.stepTensor', image, lowResLabels, lr);
     this.model.train();
     const loss = samLstTrainStep(
       this.model,
@@ -362,14 +522,55 @@ export class SamLstTrainer {
     return loss;
   }
 
-  /** `stepTensor`, then reads the loss back. */
+  /**
+   * The training step of `stepTensor`, with the loss and the label check read back before the
+   * update: label ids outside 0..numClasses throw LabelRangeError and a NaN/Inf loss throws
+   * TrainStepError, both naming the step and leaving the parameters and the optimizer state as
+   * they were (BatchNorm running statistics have seen the batch). Returns the loss.
+   */
   async trainStep(image: Tensor, lowResLabels: Tensor, lr?: number): Promise<number> {
-    const loss = this.stepTensor(image, lowResLabels, lr);
+    const fn = 'SamLstTrainer.trainStep';
+    this.checkStep(fn, image, lowResLabels, lr);
+    const { model, optimizer } = this;
+    model.train();
+    const r = tidy(() => {
+      const out = model.forward(image);
+      const l = ceDiceLoss(out.lowResLogits, lowResLabels, {
+        lambda: 0.8,
+        classes: model.cfg.numMaskTokens,
+      });
+      optimizer.zeroGrad();
+      backward(l.total);
+      return { total: l.total, bad: l.invalidLabels };
+    });
+    let loss: number;
+    let bad: number;
     try {
-      return (await loss.readFloat())[0]!;
+      loss = (await r.total.readFloat())[0]!;
+      bad = (await r.bad.readFloat())[0]!;
     } finally {
-      loss.dispose();
+      r.total.dispose();
+      r.bad.dispose();
     }
+    const step = this.steps + 1;
+    const K = model.cfg.numClasses;
+    if (bad > 0) {
+      optimizer.zeroGrad();
+      throw new LabelRangeError(
+        `${fn}: lowResLabels must hold class ids 0..${K} (background 0 + the model's ${K} classes), ` +
+          `got ${bad} value(s) outside that range; the update of step ${step} was not applied`,
+      );
+    }
+    if (!Number.isFinite(loss)) {
+      optimizer.zeroGrad();
+      throw new TrainStepError(
+        `${fn}: the loss is ${loss} at step ${step}; the update was not applied (the weights are those after step ${step - 1})`,
+        step,
+      );
+    }
+    optimizer.step(lr);
+    this.steps++;
+    return loss;
   }
 
   /** Frees the optimizer state (the model is the caller's). */

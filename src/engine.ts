@@ -5,8 +5,9 @@
 import { Gpu, type AdapterProfile, type GpuStats } from './gpu/device.js';
 import { GpuError } from './gpu/errors.js';
 import { createBrowserDevice } from './platform/browser.js';
+import { ArgumentError, badArg, checkDType, checkObject, checkShapeArg, describeValue } from './util/args.js';
 import type { Shape } from './util/shape.js';
-import { Tensor } from './tensor/tensor.js';
+import { checkBufferArg, Tensor, tensorData } from './tensor/tensor.js';
 import type { DType } from './tensor/host.js';
 
 export interface EngineOptions {
@@ -18,22 +19,34 @@ export interface EngineOptions {
 }
 
 export class Engine {
-  constructor(readonly gpu: Gpu) {}
+  constructor(readonly gpu: Gpu) {
+    if (!(gpu instanceof Gpu))
+      badArg('new Engine', 'gpu', 'a Gpu (use createEngine({ device }) to make an engine)', gpu);
+  }
 
+  /** A tensor holding `data` (f32 from a Float32Array or an array of numbers, i32 from an Int32Array). */
   tensor(data: Float32Array | Int32Array | readonly number[], shape: Shape): Tensor {
-    return Tensor.fromData(this.gpu, data, shape);
+    return Tensor.fromData(this.gpu, tensorData('Engine.tensor', data, shape), shape);
   }
 
   zeros(shape: Shape, dtype: DType = 'f32'): Tensor {
+    checkShapeArg('Engine.zeros', 'shape', shape);
+    checkDType('Engine.zeros', 'dtype', dtype);
     return Tensor.zeros(this.gpu, shape, dtype);
   }
 
   empty(shape: Shape, dtype: DType = 'f32'): Tensor {
+    checkShapeArg('Engine.empty', 'shape', shape);
+    checkDType('Engine.empty', 'dtype', dtype);
     return Tensor.empty(this.gpu, shape, dtype);
   }
 
-  /** Wraps an app-owned GPUBuffer (STORAGE usage) as a tensor without copying. */
+  /**
+   * Wraps an app-owned GPUBuffer (STORAGE usage, unmapped, at least numel(shape) * 4 bytes, made
+   * on this engine's device) as a tensor without copying.
+   */
   fromBuffer(buffer: GPUBuffer, shape: Shape, dtype: DType = 'f32'): Tensor {
+    checkBufferArg('Engine.fromBuffer', buffer, shape, dtype);
     return Tensor.fromBuffer(this.gpu, buffer, shape, dtype);
   }
 
@@ -96,9 +109,19 @@ export function limitProblems(limits: GPUSupportedLimits): string[] {
  * AdapterLimitsError when the device's limits are below REQUIRED_LIMITS.
  */
 export async function createEngine(opts: EngineOptions = {}): Promise<Engine> {
-  if (opts.device) {
+  checkObject('createEngine', 'options', opts, true);
+  if (opts.profile !== undefined) checkObject('createEngine', 'options.profile', opts.profile);
+  if (opts.device !== undefined && opts.device !== null) {
+    const d = opts.device as Partial<GPUDevice> & { requestDevice?: unknown };
+    const device = (what: string) =>
+      new ArgumentError(`createEngine: options.device must be a GPUDevice, got ${what}`);
+    if (typeof d !== 'object' || d.limits === null || typeof d.limits !== 'object')
+      throw device(describeValue(opts.device));
+    if (typeof d.requestDevice === 'function')
+      throw device('a GPUAdapter (pass await adapter.requestDevice())');
     const problems = limitProblems(opts.device.limits);
     if (problems.length) throw new AdapterLimitsError(problems);
+    if (typeof d.createBuffer !== 'function') throw device(describeValue(opts.device));
     return new Engine(
       new Gpu({ device: opts.device, adapterInfo: opts.adapterInfo, owned: false, profile: opts.profile }),
     );

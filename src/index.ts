@@ -25,6 +25,8 @@ export * as ops from './ops/index.js';
 export { Gpu, type AdapterProfile, type GpuStats } from './gpu/device.js';
 export * from './gpu/errors.js';
 export { ShapeError, type Shape } from './util/shape.js';
+export { ArgumentError } from './util/args.js';
+export { LabelRangeError } from './ops/loss.js';
 export {
   readCheckpoint,
   samLstConfig,
@@ -36,6 +38,7 @@ export {
   ORGAN_COLORS,
   SamLstTrainer,
   CheckpointError,
+  TrainStepError,
   type StateDict,
   type Checkpoint,
   type ConfigSpec,

@@ -31,7 +31,7 @@
  * tests and previews; accuracy at a size the model was not trained at is not the paper's.
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
-import type { Gpu } from '../gpu/device.js';
+import { Gpu } from '../gpu/device.js';
 import { adaptSamStateDict } from '../io/adapt.js';
 import { readPth } from '../io/pth.js';
 import { detectCheckpointKind, remapCheckpoint } from '../io/remap.js';
@@ -50,6 +50,14 @@ import {
 import { VARIANTS, type TrainConfig, type Variant } from '../train/config.js';
 import { buildModel, forwardVariant, usesEncoder } from '../train/variant.js';
 import { modelPredictor, type SlicePredictor } from '../eval/inference.js';
+import {
+  ArgumentError,
+  badArg,
+  checkObject,
+  checkString,
+  describeValue,
+  isPlainObject,
+} from '../util/args.js';
 
 export class CheckpointError extends Error {
   override name = 'CheckpointError';
@@ -101,6 +109,39 @@ export interface LoadedModel {
 }
 
 const MODEL_KEY = /^(module\.)*(sam|CNN_encoder|sam_encoder)\./;
+
+// ------------------------------------------------------------------ argument checks
+
+function checkGpu(fn: string, gpu: unknown): asserts gpu is Gpu {
+  if (gpu instanceof Gpu) return;
+  const hint =
+    isPlainObject(gpu) && (gpu as { gpu?: unknown }).gpu instanceof Gpu
+      ? ' (that is an Engine: pass engine.gpu)'
+      : '';
+  throw new ArgumentError(`${fn}: gpu must be a Gpu, got ${describeValue(gpu)}${hint}`);
+}
+
+function checkConfigArg(fn: string, arg: string, v: unknown): void {
+  if (v === undefined || v === null || v instanceof SamLstConfig || (typeof v === 'string' && v !== ''))
+    return;
+  badArg(fn, arg, "'tiny', 'vitb', a JSON file path or a SamLstConfig", v);
+}
+
+function checkLoadOptions(fn: string, opts: unknown): asserts opts is LoadModelOptions {
+  checkObject(fn, 'options', opts, true);
+  const o = (opts ?? {}) as LoadModelOptions;
+  checkConfigArg(fn, 'options.config', o.config);
+  const S = o.imgSize;
+  // (a multiple of the patch size: checked with the model's patch size in loadModelFromCheckpoint)
+  if (S !== undefined && S !== null && !(typeof S === 'number' && Number.isInteger(S) && S >= 1))
+    badArg(fn, 'options.imgSize', 'a positive integer (a multiple of the patch size), or null', S);
+}
+
+function checkModelCheckpoint(fn: string, ck: unknown): asserts ck is ModelCheckpoint {
+  const c = ck as Partial<ModelCheckpoint> | null;
+  if (!isPlainObject(c) || !(c.tensors instanceof Map) || typeof c.path !== 'string')
+    badArg(fn, 'checkpoint', 'a readModelCheckpoint() result {path, tensors, config, ...}', ck);
+}
 
 function isSafetensors(b: Uint8Array): boolean {
   if (b.byteLength < 10) return false;
@@ -170,6 +211,7 @@ function parseConfigObject(
 
 /** Reads a checkpoint file (.pth or safetensors) into engine-named model tensors (see file comment). */
 export function readModelCheckpoint(path: string): ModelCheckpoint {
+  checkString('readModelCheckpoint', 'path', path);
   const bytes = readFile(path, 'checkpoint');
   if (bytes.byteLength === 0) throw new CheckpointError(`checkpoint ${path}: file is empty`);
   const notes: string[] = [];
@@ -396,6 +438,8 @@ export function resolveModelConfig(
   arg?: ConfigArg | null,
   withShapes = true,
 ): { config: SamLstConfig; how: string } {
+  checkModelCheckpoint('resolveModelConfig', ck);
+  checkConfigArg('resolveModelConfig', 'config', arg);
   const sig: ShapeSignature | null = withShapes ? signature(ck) : null;
   let given: SamLstConfig | null = null;
   let how = '';
@@ -453,6 +497,9 @@ export function adaptToImgSize(
   cfg: SamLstConfig,
   source: string,
 ): { tensors: Map<string, HostTensor>; resized: string[] } {
+  if (!(tensors instanceof Map)) badArg('adaptToImgSize', 'tensors', 'a Map of host tensors', tensors);
+  if (!(cfg instanceof SamLstConfig)) badArg('adaptToImgSize', 'cfg', 'a SamLstConfig', cfg);
+  checkString('adaptToImgSize', 'source', source);
   let adapted;
   try {
     adapted = adaptSamStateDict(
@@ -470,6 +517,7 @@ export function adaptToImgSize(
 
 /** The forward pass of a variant (model.forward for lst). */
 export function variantForward(v: Variant): ((m: SamLST, x: Tensor) => SamLstOutput) | undefined {
+  if (!VARIANTS.includes(v)) badArg('variantForward', 'variant', VARIANTS.map((x) => `'${x}'`).join(', '), v);
   if (v === 'lst') return undefined;
   return (m, x) => forwardVariant(m, v, x, usesEncoder(v) ? m.encode(x) : null);
 }
@@ -562,6 +610,9 @@ export async function loadModelFromCheckpoint(
   ck: ModelCheckpoint,
   opts: LoadModelOptions = {},
 ): Promise<LoadedModel> {
+  checkGpu('loadModelFromCheckpoint', gpu);
+  checkModelCheckpoint('loadModelFromCheckpoint', ck);
+  checkLoadOptions('loadModelFromCheckpoint', opts);
   if (ck.train) return loadTrainCheckpoint(gpu, ck, opts);
   const { config: base, how } = resolveModelConfig(ck, opts.config);
   const notes = [...ck.notes];
@@ -607,5 +658,8 @@ export async function loadModelFromCheckpoint(
 
 /** readModelCheckpoint + loadModelFromCheckpoint. */
 export async function loadModel(gpu: Gpu, path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
+  checkGpu('loadModel', gpu);
+  checkString('loadModel', 'path', path);
+  checkLoadOptions('loadModel', opts);
   return loadModelFromCheckpoint(gpu, readModelCheckpoint(path), opts);
 }

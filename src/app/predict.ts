@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseNifti } from '../data/nifti.js';
 import { checkFinite, windowHU } from '../data/labels.js';
 import { encodeNifti, readNiftiGeometry, type NiftiGeometry } from '../io/nifti_write.js';
-import type { SamLST } from '../nn/sam_lst.js';
+import { SamLST } from '../nn/sam_lst.js';
 import {
   modelPredictor,
   predictVolume,
@@ -22,6 +22,7 @@ import {
   type SlicePredictor,
 } from '../eval/inference.js';
 import { pickSlices, radiologicalDisplayFlips, sliceOverlayPng } from '../eval/overlay.js';
+import { ArgumentError, badArg, checkObject, checkString, checkTyped, isPlainObject } from '../util/args.js';
 
 export interface PredictNiftiOptions extends InferenceOptions {
   /** HU window mapped to [0, 1] (default [-125, 275], as training); null: use values as they are. */
@@ -49,6 +50,24 @@ export class PredictError extends Error {
   override name = 'PredictError';
 }
 
+/** A `predictNifti` result: its shape (d, h, w), an Int32Array prediction and a Float32Array image. */
+function checkPrediction(fn: string, p: unknown): asserts p is NiftiPrediction {
+  const o = p as Partial<NiftiPrediction> | null;
+  if (
+    !isPlainObject(o) ||
+    !Array.isArray(o.shape) ||
+    o.shape.length !== 3 ||
+    o.shape.some((d) => !Number.isInteger(d) || d < 1)
+  )
+    badArg(fn, 'prediction', 'a predictNifti() result', p);
+  checkTyped(fn, 'prediction.prediction', o.prediction, Int32Array);
+  const [d, h, w] = o.shape;
+  if (o.prediction.length !== d * h * w)
+    throw new ArgumentError(
+      `${fn}: prediction.prediction has ${o.prediction.length} values, expected d x h x w = ${d * h * w}`,
+    );
+}
+
 function flipPlanes<T extends Float32Array | Int32Array>(
   a: T,
   d: number,
@@ -74,6 +93,23 @@ export async function predictNifti(
   source: string,
   opts: PredictNiftiOptions = {},
 ): Promise<NiftiPrediction> {
+  const fn = 'predictNifti';
+  const m = model as Partial<SlicePredictor> | null;
+  if (!(model instanceof SamLST) && !(isPlainObject(m) && typeof m.run === 'function'))
+    badArg(fn, 'model', 'a SamLST model or a SlicePredictor', model);
+  if (!(bytes instanceof Uint8Array))
+    badArg(fn, 'bytes', "the NIfTI file's bytes as a Uint8Array (.nii or .nii.gz)", bytes);
+  checkString(fn, 'source', source);
+  checkObject(fn, 'options', opts, true);
+  const ww = opts.window;
+  if (
+    ww !== undefined &&
+    ww !== null &&
+    !(Array.isArray(ww) && ww.length === 2 && ww.every((v) => typeof v === 'number' && Number.isFinite(v)))
+  )
+    badArg(fn, 'options.window', 'a [low, high] pair of finite HU values, or null', ww);
+  if (opts.orientation !== undefined && opts.orientation !== 'stored' && opts.orientation !== 'radiological')
+    badArg(fn, 'options.orientation', "'stored' or 'radiological'", opts.orientation);
   const nii = parseNifti(bytes, source);
   const geometry = readNiftiGeometry(bytes, source);
   checkFinite(nii.data, source);
@@ -117,6 +153,8 @@ export async function predictNifti(
 
 /** The prediction as a NIfTI-1 label map (uint8, intent NIFTI_INTENT_LABEL) with the input's geometry. */
 export function encodePrediction(p: NiftiPrediction, gzip: boolean): Uint8Array {
+  checkPrediction('encodePrediction', p);
+  if (typeof gzip !== 'boolean') badArg('encodePrediction', 'gzip', 'a boolean', gzip);
   return encodeNifti(p.prediction, p.shape, {
     geometry: p.geometry,
     datatype: 'uint8',
@@ -136,6 +174,12 @@ export function writePredictionOverlays(
   slices?: readonly number[] | null,
   stem = 'prediction',
 ): string[] {
+  const fn = 'writePredictionOverlays';
+  checkPrediction(fn, p);
+  checkString(fn, 'dir', dir);
+  checkString(fn, 'stem', stem);
+  if (slices !== undefined && slices !== null && !Array.isArray(slices))
+    badArg(fn, 'slices', 'an array of slice indexes, or null', slices);
   const [d] = p.shape;
   const zs = slices && slices.length ? [...slices] : pickSlices(p.prediction, p.shape, 3);
   for (const z of zs)

@@ -22,9 +22,18 @@
 import { noGrad } from '../autograd/tape.js';
 import { zoomBy } from '../data/resample.js';
 import type { Volume } from '../data/types.js';
-import type { SamLST, SamLstOutput } from '../nn/sam_lst.js';
+import { SamLST, type SamLstOutput } from '../nn/sam_lst.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor } from '../tensor/tensor.js';
+import {
+  ArgumentError,
+  badArg,
+  checkInt,
+  checkObject,
+  checkTyped,
+  firstNonFinite,
+  isPlainObject,
+} from '../util/args.js';
 
 /** A batched slice model: images (b, inChans, S, S) in, logits (b, channels, S, S) out. */
 export interface SlicePredictor {
@@ -58,6 +67,23 @@ export class InferenceError extends Error {
   override name = 'InferenceError';
 }
 
+function checkSamLst(fn: string, model: unknown): asserts model is SamLST {
+  if (!(model instanceof SamLST)) badArg(fn, 'model', 'a SamLST model', model);
+}
+
+/** A SlicePredictor: positive integer size / inChans / channels and a run function. */
+function checkPredictor(fn: string, p: unknown): asserts p is SlicePredictor {
+  const o = p as Partial<SlicePredictor> | null;
+  if (o === null || typeof o !== 'object' || typeof o.run !== 'function')
+    badArg(
+      fn,
+      'predictor',
+      'a SlicePredictor {size, inChans, channels, run} (e.g. modelPredictor(model))',
+      p,
+    );
+  for (const k of ['size', 'inChans', 'channels'] as const) checkInt(fn, `predictor.${k}`, o[k], 1);
+}
+
 /**
  * The SamLST model as a SlicePredictor: eval mode, no gradient, reads back `masks`. `forward`
  * replaces model.forward (e.g. an ablation variant's forward pass, see load_model.ts).
@@ -66,6 +92,9 @@ export function modelPredictor(
   model: SamLST,
   forward: (m: SamLST, x: Tensor) => SamLstOutput = (m, x) => m.forward(x),
 ): SlicePredictor {
+  checkSamLst('modelPredictor', model);
+  if (typeof forward !== 'function')
+    badArg('modelPredictor', 'forward', 'a function (model, x) => outputs', forward);
   const { imgSize: S, inChans: C, numMaskTokens: N } = model.cfg;
   let wasTraining = false;
   return {
@@ -80,6 +109,8 @@ export function modelPredictor(
       model.train(wasTraining);
     },
     async run(images: Float32Array, b: number): Promise<Float32Array> {
+      checkInt('modelPredictor.run', 'b', b, 1);
+      checkTyped('modelPredictor.run', 'images', images, Float32Array);
       if (images.length !== b * C * S * S)
         throw new InferenceError(
           `modelPredictor: ${images.length} input values for a batch of ${b} x ${C} x ${S} x ${S}`,
@@ -102,6 +133,10 @@ export function modelPredictor(
 
 /** argmax over channels of (b, c, hw) logits into out[b·hw + p]; the first maximum wins (like torch). */
 export function argmaxChannels(logits: Float32Array, b: number, c: number, hw: number): Int32Array {
+  checkTyped('argmaxChannels', 'logits', logits, Float32Array);
+  checkInt('argmaxChannels', 'b', b, 0);
+  checkInt('argmaxChannels', 'c', c, 1);
+  checkInt('argmaxChannels', 'hw', hw, 0);
   if (logits.length !== b * c * hw)
     throw new InferenceError(`argmaxChannels: ${logits.length} values for (${b}, ${c}, ${hw})`);
   const out = new Int32Array(b * hw);
@@ -134,6 +169,16 @@ export function resampleSliceForNetwork(
   inputSize: number,
   size: number,
 ): Float32Array {
+  const fn = 'resampleSliceForNetwork';
+  checkTyped(fn, 'slice', slice, Float32Array);
+  checkInt(fn, 'h', h, 1);
+  checkInt(fn, 'w', w, 1);
+  checkInt(fn, 'inputSize', inputSize, 1);
+  checkInt(fn, 'size', size, 1);
+  if (slice.length !== h * w)
+    throw new InferenceError(
+      `${fn}: slice has ${slice.length} values, expected h x w = ${h} x ${w} = ${h * w}`,
+    );
   let s = slice;
   let nh = h;
   let nw = w;
@@ -156,6 +201,15 @@ export function resampleSliceForNetwork(
 
 /** Step 5 for one slice: the (S, S) label plane back to (h, w) with order 0 (no-op when equal). */
 export function resampleLabelsBack(labels: Int32Array, size: number, h: number, w: number): Int32Array {
+  const fn = 'resampleLabelsBack';
+  checkTyped(fn, 'labels', labels, Int32Array);
+  checkInt(fn, 'size', size, 1);
+  checkInt(fn, 'h', h, 1);
+  checkInt(fn, 'w', w, 1);
+  if (labels.length !== size * size)
+    throw new InferenceError(
+      `${fn}: labels has ${labels.length} values, expected size x size = ${size * size}`,
+    );
   if (h === size && w === size) return labels;
   const r = zoomBy(labels, size, size, h / size, w / size, 0);
   if (r.h !== h || r.w !== w)
@@ -163,18 +217,31 @@ export function resampleLabelsBack(labels: Int32Array, size: number, h: number, 
   return r.data;
 }
 
-function checkVolume(v: Volume): void {
+/** The volume argument of `fn`: positive integer d, h, w and a finite Float32Array image of d x h x w. */
+function checkVolume(fn: string, v: Volume): void {
+  if (!isPlainObject(v)) badArg(fn, 'volume', 'an object {id, d, h, w, image}', v);
   const { d, h, w } = v;
+  const at = `${fn}: volume '${String(v.id)}'`;
   for (const [k, n] of [
     ['d', d],
     ['h', h],
     ['w', w],
   ] as const)
-    if (!Number.isInteger(n) || n < 1) throw new InferenceError(`volume '${v.id}': invalid ${k} = ${n}`);
+    if (!Number.isInteger(n) || n < 1) throw new InferenceError(`${at}: invalid ${k} = ${n}`);
+  checkTyped(fn, 'volume.image', v.image, Float32Array);
   if (v.image.length !== d * h * w)
     throw new InferenceError(
-      `volume '${v.id}': image has ${v.image.length} values, expected d x h x w = ${d} x ${h} x ${w} = ${d * h * w}`,
+      `${at}: image has ${v.image.length} values, expected d x h x w = ${d} x ${h} x ${w} = ${d * h * w}`,
     );
+  const bad = firstNonFinite(v.image);
+  if (bad >= 0) {
+    const z = Math.floor(bad / (h * w));
+    const r = bad % (h * w);
+    throw new InferenceError(
+      `${at}: image must be finite, got ${v.image[bad]} at slice ${z}, row ${Math.floor(r / w)}, ` +
+        `column ${r % w} (a NaN would turn every label of its slice into background)`,
+    );
+  }
 }
 
 /**
@@ -186,13 +253,26 @@ export async function predictVolume(
   volume: Pick<Volume, 'id' | 'd' | 'h' | 'w' | 'image'>,
   opts: InferenceOptions = {},
 ): Promise<Int32Array> {
-  checkVolume(volume as Volume);
+  return predictVolumeAs('predictVolume', predictor, volume, opts);
+}
+
+async function predictVolumeAs(
+  fn: string,
+  predictor: SlicePredictor,
+  volume: Pick<Volume, 'id' | 'd' | 'h' | 'w' | 'image'>,
+  opts: InferenceOptions,
+): Promise<Int32Array> {
+  checkPredictor(fn, predictor);
+  checkObject(fn, 'options', opts, true);
+  if (opts.onProgress !== undefined && typeof opts.onProgress !== 'function')
+    throw new ArgumentError(`${fn}: options.onProgress must be a function, got ${typeof opts.onProgress}`);
+  checkVolume(fn, volume as Volume);
   const inputSize = opts.inputSize ?? 224;
   const batch = opts.batchSize ?? 4;
   if (!Number.isInteger(inputSize) || inputSize < 1)
-    throw new InferenceError(`inputSize must be a positive integer, got ${inputSize}`);
+    throw new InferenceError(`${fn}: options.inputSize must be a positive integer, got ${inputSize}`);
   if (!Number.isInteger(batch) || batch < 1)
-    throw new InferenceError(`batchSize must be a positive integer, got ${batch}`);
+    throw new InferenceError(`${fn}: options.batchSize must be a positive integer, got ${batch}`);
   const { d, h, w, image } = volume;
   const S = predictor.size;
   const C = predictor.inChans;
@@ -226,7 +306,7 @@ export async function predictVolume(
       const logits = await pending;
       if (logits.length !== cur.b * predictor.channels * plane)
         throw new InferenceError(
-          `predictor returned ${logits.length} values for ${cur.b} slices of ${predictor.channels} x ${S} x ${S}`,
+          `${fn}: predictor returned ${logits.length} values for ${cur.b} slices of ${predictor.channels} x ${S} x ${S}`,
         );
       const labels = argmaxChannels(logits, cur.b, predictor.channels, plane);
       for (let i = 0; i < cur.b; i++) {
@@ -247,5 +327,6 @@ export function inferVolume(
   volume: Pick<Volume, 'id' | 'd' | 'h' | 'w' | 'image'>,
   opts: InferenceOptions = {},
 ): Promise<Int32Array> {
-  return predictVolume(modelPredictor(model), volume, opts);
+  checkSamLst('inferVolume', model);
+  return predictVolumeAs('inferVolume', modelPredictor(model), volume, opts);
 }

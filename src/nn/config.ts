@@ -5,6 +5,8 @@
  * combination the oracle can express is accepted, and `fromJson` reads the oracle's `to_dict()`
  * output (the `config` object of tiny_case.json).
  */
+import { describeValue } from '../util/args.js';
+
 export interface SamLstConfigFields {
   /** Network input side S (SAM-LST: 512). */
   imgSize: number;
@@ -133,6 +135,7 @@ export class SamLstConfig implements SamLstConfigFields {
 
   /** Any field left out takes the oracle's default (the ViT-B / 512 / 8-class configuration). */
   constructor(fields: Partial<SamLstConfigFields> = {}) {
+    checkFields(fields);
     Object.assign(this, DEFAULTS, fields);
     this.globalAttnIndexes = Object.freeze([...this.globalAttnIndexes]);
     this.pixelMean = Object.freeze([...this.pixelMean]);
@@ -224,6 +227,38 @@ export class SamLstConfig implements SamLstConfigFields {
   /** A copy with some fields changed. */
   with(fields: Partial<SamLstConfigFields>): SamLstConfig {
     return new SamLstConfig({ ...this, ...fields });
+  }
+}
+
+/**
+ * The constructor's argument: an object whose keys are known fields (camelCase; a snake_case key or
+ * a typo names the field meant) with numbers, or arrays of numbers for the list fields.
+ */
+function checkFields(fields: unknown): void {
+  if (fields === null || typeof fields !== 'object' || Array.isArray(fields) || ArrayBuffer.isView(fields))
+    throw new ConfigError(
+      `config: fields must be an object of SamLstConfig fields, got ${describeValue(fields)}`,
+    );
+  const known = Object.keys(DEFAULTS);
+  const norm = (k: string) => k.toLowerCase().replace(/_/g, '');
+  for (const [k, v] of Object.entries(fields)) {
+    if (!Object.hasOwn(DEFAULTS, k)) {
+      const meant = known.find(
+        (f) => norm(f) === norm(k) || ORACLE_KEYS[f as keyof SamLstConfigFields] === k,
+      );
+      const hint = !meant
+        ? ''
+        : k.includes('_')
+          ? ` (did you mean '${meant}'? snake_case keys are for SamLstConfig.fromJson)`
+          : ` (did you mean '${meant}'?)`;
+      throw new ConfigError(`config: unknown field '${k}'${hint}; known fields: ${known.join(', ')}`);
+    }
+    if (v === undefined) continue;
+    const isList = Array.isArray(DEFAULTS[k as keyof SamLstConfigFields]);
+    if (isList ? !Array.isArray(v) || v.some((e) => typeof e !== 'number') : typeof v !== 'number')
+      throw new ConfigError(
+        `config: ${k} must be ${isList ? 'an array of numbers' : 'a number'}, got ${describeValue(v)}`,
+      );
   }
 }
 

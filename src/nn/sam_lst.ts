@@ -26,6 +26,7 @@ import { formatLoadReport, loadReport, remapCheckpoint, RemapError, type LoadRep
 import type { HostTensor } from '../tensor/host.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Rng } from '../util/rng.js';
+import { describeValue } from '../util/args.js';
 import { fmt, ShapeError, type Shape } from '../util/shape.js';
 import { tap, type Capture } from './capture.js';
 import { SamLstConfig } from './config.js';
@@ -187,6 +188,8 @@ export class SamLST extends Layer {
   private checkImage(where: string, image: Tensor): void {
     const { inChans: C, imgSize: S, patchSize: P } = this.cfg;
     const want = `(B, ${C}, ${S}, ${S})`;
+    if (!(image instanceof Tensor))
+      throw new ShapeError(`SamLST.${where}: image must be a Tensor ${want}, got ${describeValue(image)}`);
     if (image.dtype !== 'f32' || image.shape.length !== 4)
       throw new ShapeError(
         `SamLST.${where}: image must be an f32 NCHW tensor ${want}, got ${image.dtype}${fmt(image.shape)}`,

@@ -5,7 +5,8 @@
  * the autograd tape) is gone. Tensors are contiguous, row-major.
  */
 import type { Binding, Gpu } from '../gpu/device.js';
-import { assertValidShape, fmt, numel, type Shape } from '../util/shape.js';
+import { ArgumentError, badArg, checkDType, checkShapeArg, describeValue, usageNames } from '../util/args.js';
+import { assertValidShape, fmt, numel, ShapeError, type Shape } from '../util/shape.js';
 import type { DType, HostTensor } from './host.js';
 import { track, untrack } from './scope.js';
 
@@ -87,9 +88,7 @@ export class Tensor {
   }
 
   static fromData(gpu: Gpu, data: Float32Array | Int32Array | readonly number[], shape: Shape): Tensor {
-    const arr = data instanceof Float32Array || data instanceof Int32Array ? data : Float32Array.from(data);
-    if (arr.length !== numel(shape))
-      throw new Error(`tensor: ${arr.length} values do not fill shape ${fmt(shape)}`);
+    const arr = tensorData('Tensor.fromData', data, shape);
     const t = Tensor.empty(gpu, shape, arr instanceof Int32Array ? 'i32' : 'f32');
     if (t.size) gpu.upload(t.buffer, 0, arr);
     return t;
@@ -99,10 +98,12 @@ export class Tensor {
     return Tensor.fromData(gpu, h.data, h.shape);
   }
 
-  /** Wraps an app-owned GPUBuffer (STORAGE usage) without copying; the engine never frees it. */
+  /**
+   * Wraps an app-owned GPUBuffer (STORAGE usage, unmapped, at least numel(shape) * 4 bytes)
+   * without copying; the engine never frees it.
+   */
   static fromBuffer(gpu: Gpu, buffer: GPUBuffer, shape: Shape, dtype: DType = 'f32'): Tensor {
-    if (!(buffer.usage & GPUBufferUsage.STORAGE))
-      throw new Error('Tensor.fromBuffer: buffer lacks STORAGE usage');
+    checkBufferArg('Tensor.fromBuffer', buffer, shape, dtype);
     return new Tensor(new Storage(gpu, buffer, buffer.size, true), shape, dtype);
   }
 
@@ -199,4 +200,60 @@ export class Tensor {
   async toHost(): Promise<HostTensor> {
     return { shape: [...this.shape], dtype: this.dtype, data: await this.read() };
   }
+}
+
+// ------------------------------------------------------------ argument checks (public entry points)
+
+/**
+ * The values of a tensor made from host data, checked for `fn`: a Float32Array, an Int32Array or
+ * an array of numbers (stored as f32) that fills `shape` exactly.
+ */
+export function tensorData(fn: string, data: unknown, shape: unknown): Float32Array | Int32Array {
+  checkShapeArg(fn, 'shape', shape);
+  let arr: Float32Array | Int32Array;
+  if (data instanceof Float32Array || data instanceof Int32Array) arr = data;
+  else if (Array.isArray(data)) {
+    const bad = data.findIndex((v) => typeof v !== 'number');
+    if (bad >= 0)
+      throw new ArgumentError(
+        `${fn}: data must hold numbers only, got ${describeValue(data[bad])} at index ${bad}`,
+      );
+    arr = Float32Array.from(data as number[]);
+  } else
+    throw new ArgumentError(
+      `${fn}: data must be a Float32Array, an Int32Array or an array of numbers, got ${describeValue(data)}` +
+        (ArrayBuffer.isView(data) ? ' (convert with Float32Array.from(...) or Int32Array.from(...))' : ''),
+    );
+  if (arr.length !== numel(shape))
+    throw new ShapeError(
+      `${fn}: ${arr.length} values do not fill shape ${fmt(shape)} (${numel(shape)} values)`,
+    );
+  return arr;
+}
+
+/** An app-owned GPUBuffer usable as a tensor of `shape` / `dtype`, checked for `fn`. */
+export function checkBufferArg(fn: string, buffer: unknown, shape: unknown, dtype: unknown): void {
+  checkShapeArg(fn, 'shape', shape);
+  checkDType(fn, 'dtype', dtype);
+  const b = buffer as Partial<GPUBuffer> | null;
+  if (
+    b === null ||
+    typeof b !== 'object' ||
+    typeof b.size !== 'number' ||
+    typeof b.usage !== 'number' ||
+    typeof b.mapState !== 'string'
+  )
+    badArg(fn, 'buffer', 'a GPUBuffer', buffer);
+  if (!(b.usage & GPUBufferUsage.STORAGE))
+    throw new ArgumentError(
+      `${fn}: buffer must have STORAGE usage, got usage ${usageNames(b.usage)} (create it with ` +
+        'GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST)',
+    );
+  if (b.mapState !== 'unmapped')
+    throw new ArgumentError(`${fn}: buffer must be unmapped, got mapState '${b.mapState}' (unmap it first)`);
+  const need = numel(shape) * 4;
+  if (b.size < need)
+    throw new ShapeError(
+      `${fn}: buffer of ${b.size} bytes is too small for ${dtype}${fmt(shape)} (${need} bytes)`,
+    );
 }
