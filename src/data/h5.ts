@@ -2,16 +2,23 @@
  * HDF5 test volumes (`test_vol_h5/<case>.npy.h5`, datasets `image` and `label`, each (D, H, W))
  * via h5wasm's Node build (host filesystem access, imported lazily so browser bundles that never
  * call this do not pull it in). Errors name the file and the failing HDF5 step.
+ *
+ * Hostile files: the superblock signature is checked first; a dataset's declared size is checked
+ * against the file (and a 1 GiB cap) before anything is allocated for it; and HDF5 runs in an
+ * instance that is replaced after any failure (see `live` below), so one corrupt file cannot
+ * leave the library broken for the rest of the process.
  */
 import type * as H5 from 'h5wasm/node';
 import { existsSync, openSync, readSync, closeSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export class H5Error extends Error {
   override name = 'H5Error';
 }
 
 type H5Module = typeof H5;
-type H5Dataset = InstanceType<H5Module['Dataset']>;
 
 let ready: Promise<H5Module> | null = null;
 
@@ -74,24 +81,207 @@ export interface H5Array {
     | Uint32Array;
 }
 
-function toNumeric(v: unknown, path: string, name: string): H5Array['data'] {
-  if (
-    v instanceof Float32Array ||
-    v instanceof Float64Array ||
-    v instanceof Int32Array ||
-    v instanceof Uint8Array ||
-    v instanceof Int16Array ||
-    v instanceof Uint16Array ||
-    v instanceof Int8Array ||
-    v instanceof Uint32Array
-  )
-    return v;
-  if (v instanceof BigInt64Array || v instanceof BigUint64Array) {
-    const out = new Float64Array(v.length);
-    for (let i = 0; i < v.length; i++) out[i] = Number(v[i]!);
-    return out;
+/** Largest dataset read, in bytes (h5wasm's WebAssembly heap is capped at 2 GiB and never shrinks). */
+const MAX_DATASET_BYTES = 2 ** 30;
+/** Bound on how much larger than the file a dataset's data can be through deflate/shuffle/... */
+const MAX_FILTER_RATIO = 1100;
+/** HDF5 filters that cannot expand data more than DEFLATE can (deflate, shuffle, fletcher32, nbit). */
+const BOUNDED_FILTERS = new Set([1, 2, 3, 5]);
+
+/**
+ * Refuses a dataset whose declared size the file cannot hold, before h5wasm allocates it: HDF5
+ * reads an unwritten chunk as fill values, so a 10 kB file can declare gigabytes, and h5wasm
+ * grows its heap (permanently) to the declared size before the read fails or returns zeros.
+ */
+function checkDeclaredSize(
+  path: string,
+  name: string,
+  shape: number[],
+  itemSize: number,
+  filters: readonly { id: number }[],
+): number {
+  const fileBytes = statSync(path).size;
+  const bytes = shape.reduce((a, b) => a * b, 1) * itemSize;
+  const what = `dataset '${name}' declares ${bytes} bytes (shape (${shape.join(', ')}) of ${itemSize}-byte items)`;
+  if (!Number.isSafeInteger(bytes) || bytes > MAX_DATASET_BYTES)
+    throw new H5Error(`${path}: ${what}, more than the ${MAX_DATASET_BYTES}-byte limit of the HDF5 reader`);
+  const bounded = filters.every((f) => BOUNDED_FILTERS.has(f.id));
+  const ratio = filters.length === 0 ? 1 : bounded ? MAX_FILTER_RATIO : Infinity;
+  if (bytes > fileBytes * ratio + 4096)
+    throw new H5Error(
+      `${path}: ${what}, more than the ${fileBytes}-byte file can hold` +
+        `${filters.length ? ' even compressed' : ''}: the file is corrupt or truncated`,
+    );
+  return bytes;
+}
+
+// ------------------------------------------------------------------ reading, isolated
+
+/** The low-level h5wasm (Emscripten) module: the calls readH5Datasets makes. */
+interface RawH5 {
+  open(path: string, mode: number, trackOrder: boolean, libverLow: number, libverHigh: number): bigint;
+  close_file(id: bigint): number;
+  get_names(id: bigint, path: string, recursive: boolean): string[];
+  get_type(id: bigint, path: string): number;
+  get_dataset_metadata(id: bigint, path: string): RawMeta;
+  get_dataset_filters(id: bigint, path: string): { id: number; name: string }[];
+  get_dataset_data(id: bigint, path: string, c: null, o: null, s: null, ptr: bigint): number;
+  activate_throwing_error_handler(): void;
+  _malloc(n: number): number;
+  _free(p: number): void;
+  HEAPU8: Uint8Array;
+  H5F_ACC_RDONLY: number;
+  H5G_DATASET: number;
+}
+
+interface RawMeta {
+  type: number;
+  size: number;
+  signed: boolean;
+  littleEndian: boolean;
+  vlen: boolean;
+  shape: number[] | null;
+}
+
+type Factory = (arg: Record<string, unknown>) => Promise<RawH5>;
+
+/**
+ * readH5Datasets runs HDF5 in an h5wasm instance of its own, and replaces it after any HDF5
+ * failure. h5wasm turns HDF5 errors into JavaScript exceptions thrown out of the middle of the C
+ * library, which leaves objects open and internal state half-updated: in a long fuzzing run the
+ * heap grew by ~25 kB per corrupt file, files that had failed once stayed open (so a fixed file
+ * at the same path kept failing), and after ~2,000 corrupt files the library aborted
+ * ("Aborted(native code called abort())"), after which every HDF5 call in the process failed. A
+ * fresh instance after each failure costs tens of milliseconds (the compiled WebAssembly module is
+ * reused); an instance whose heap grew past RECYCLE_BYTES is replaced too, since a WebAssembly
+ * heap never shrinks.
+ */
+let live: Promise<RawH5> | null = null;
+let compiled: WebAssembly.Module | undefined;
+const RECYCLE_BYTES = 256 * 2 ** 20;
+/** Heap growth allowed for HDF5's metadata work on one file, beyond twice the file's size. */
+const META_HEAP_BYTES = 16 * 2 ** 20;
+/** HDF5's own messages (printed by the library rather than thrown), for error reports. */
+const printed: string[] = [];
+
+/** URL of h5wasm's Emscripten module factory (import.meta.resolve needs Node >= 20.6). */
+function utilUrl(): string {
+  const meta = import.meta as { resolve?: (s: string) => string };
+  if (meta.resolve) return new URL('./hdf5_util.js', meta.resolve('h5wasm/node')).href;
+  for (const dir of createRequire(import.meta.url).resolve.paths('h5wasm') ?? []) {
+    const p = join(dir, 'h5wasm', 'dist', 'node', 'hdf5_util.js');
+    if (existsSync(p)) return pathToFileURL(p).href;
   }
-  throw new H5Error(`${path}: dataset '${name}' is not a numeric array`);
+  throw new H5Error('cannot locate the h5wasm package (npm install h5wasm)');
+}
+
+/**
+ * Largest size the HDF5 heap may grow to during the current step (bytes). HDF5 trusts size fields
+ * in a file's metadata: a 2 kB file with a damaged object-header length made it allocate (and
+ * touch) ~2 GiB over ~20 s before failing. Every heap growth goes through the
+ * `emscripten_resize_heap` import, so a growth past this budget is refused there: the allocation
+ * fails at once and HDF5 reports it as an error.
+ */
+let heapBudget = Infinity;
+
+/** Routes the instance's heap growth through `heapBudget`. */
+function limitGrowth(imports: WebAssembly.Imports): void {
+  const env = imports.env as Record<string, unknown> | undefined;
+  const grow = env?.emscripten_resize_heap;
+  if (!env || typeof grow !== 'function') return;
+  env.emscripten_resize_heap = (requested: number) =>
+    requested >>> 0 > heapBudget ? false : (grow as (n: number) => boolean)(requested);
+}
+
+async function newInstance(): Promise<RawH5> {
+  const { default: factory } = (await import(utilUrl())) as { default: Factory };
+  const sink = (line: string) => {
+    printed.push(line);
+    if (printed.length > 20) printed.shift();
+  };
+  const arg: Record<string, unknown> = { noInitialRun: true, print: sink, printErr: sink };
+  let m: RawH5;
+  const c = compiled;
+  if (c) {
+    arg.instantiateWasm = (
+      imports: WebAssembly.Imports,
+      receive: (i: WebAssembly.Instance, m: WebAssembly.Module) => void,
+    ) => {
+      limitGrowth(imports);
+      void WebAssembly.instantiate(c, imports).then((inst) => receive(inst, c));
+      return {};
+    };
+    m = await factory(arg);
+  } else {
+    // First instance: keep the compiled module that Emscripten's own instantiate call produces.
+    const wa = WebAssembly as { instantiate: (...a: unknown[]) => Promise<unknown> };
+    const orig = wa.instantiate;
+    wa.instantiate = async (...a: unknown[]) => {
+      if (a[1]) limitGrowth(a[1] as WebAssembly.Imports);
+      const r = await orig.apply(WebAssembly, a);
+      const mod = (r as { module?: unknown }).module;
+      if (mod instanceof WebAssembly.Module) compiled ??= mod;
+      return r;
+    };
+    try {
+      m = await factory(arg);
+    } finally {
+      wa.instantiate = orig;
+    }
+  }
+  m.activate_throwing_error_handler();
+  return m;
+}
+
+async function instance(): Promise<RawH5> {
+  live ??= newInstance();
+  try {
+    return await live;
+  } catch (e) {
+    live = null;
+    throw new H5Error(`cannot load the HDF5 library (h5wasm): ${(e as Error).message}`);
+  }
+}
+
+/** Numeric HDF5 type classes (H5T_INTEGER, H5T_FLOAT). */
+const H5T_INTEGER = 0;
+const H5T_FLOAT = 1;
+
+function dtypeString(m: RawMeta): string {
+  const order = m.littleEndian ? '<' : '>';
+  if (m.type === H5T_FLOAT)
+    return `${order}${({ 2: 'e', 4: 'f', 8: 'd' } as Record<number, string>)[m.size] ?? `f${m.size}`}`;
+  const f = ({ 1: 'b', 2: 'h', 4: 'i', 8: 'q' } as Record<number, string>)[m.size] ?? `i${m.size}`;
+  return order + (m.signed ? f : f.toUpperCase());
+}
+
+/** Typed array over `bytes` for a numeric dataset (HDF5 converts to the native byte order). */
+function typed(bytes: Uint8Array, m: RawMeta, path: string, name: string): H5Array['data'] {
+  const b = bytes.buffer as ArrayBuffer;
+  if (m.type === H5T_FLOAT) {
+    if (m.size === 4) return new Float32Array(b);
+    if (m.size === 8) return new Float64Array(b);
+  } else if (m.type === H5T_INTEGER) {
+    if (m.size === 1) return m.signed ? new Int8Array(b) : new Uint8Array(b);
+    if (m.size === 2) return m.signed ? new Int16Array(b) : new Uint16Array(b);
+    if (m.size === 4) return m.signed ? new Int32Array(b) : new Uint32Array(b);
+    if (m.size === 8) {
+      const src = m.signed ? new BigInt64Array(b) : new BigUint64Array(b);
+      const out = new Float64Array(src.length);
+      for (let i = 0; i < src.length; i++) {
+        const v = Number(src[i]!);
+        if (!Number.isSafeInteger(v))
+          throw new H5Error(
+            `${path}: dataset '${name}': int64 value ${src[i]} at index ${i} does not fit a double exactly`,
+          );
+        out[i] = v;
+      }
+      return out;
+    }
+  }
+  throw new H5Error(
+    `${path}: dataset '${name}' has an unsupported ${m.size}-byte ${m.type === H5T_FLOAT ? 'float' : 'integer'} type`,
+  );
 }
 
 /** Shapes/dtypes of the named datasets (metadata only), or their data too when `read` is true. */
@@ -101,52 +291,78 @@ export async function readH5Datasets(
   read = true,
 ): Promise<Map<string, H5Array>> {
   checkH5File(path);
-  const mod = await h5();
-  let f: InstanceType<H5Module['File']>;
+  const M = await instance();
+  let tainted = false;
+  /** One HDF5 call: an exception from it means the library state can no longer be trusted. */
+  const call = <T>(what: string, f: () => T): T => {
+    printed.length = 0;
+    try {
+      return f();
+    } catch (e) {
+      tainted = true;
+      const why = h5Reason(e);
+      const hint = printed.find((l) => /memory|abort/i.test(l));
+      throw new H5Error(`${path}: ${what}: ${why}${hint && !why.includes(hint) ? ` (${hint})` : ''}`);
+    }
+  };
+  let fid: bigint | undefined;
+  const fileBytes = statSync(path).size;
+  /** Metadata steps: HDF5's metadata cannot need much more memory than the file holds. */
+  const metadataBudget = () => M.HEAPU8.length + META_HEAP_BYTES + 2 * fileBytes;
+  heapBudget = metadataBudget();
   try {
-    f = new mod.File(path, 'r');
-  } catch (e) {
-    throw new H5Error(`${path}: cannot open HDF5 file: ${h5Reason(e)}`);
-  }
-  try {
+    fid = call('cannot open HDF5 file', () => M.open(path, M.H5F_ACC_RDONLY, false, -1, -1));
+    const id = fid;
+    const keys = call('cannot list its datasets', () => M.get_names(id, '/', false));
     const out = new Map<string, H5Array>();
-    const keys = f.keys();
     for (const name of names) {
       if (!keys.includes(name))
         throw new H5Error(`${path}: no dataset '${name}' (found: ${keys.join(', ') || 'nothing'})`);
-      const ds = f.get(name);
-      if (!(ds instanceof mod.Dataset)) throw new H5Error(`${path}: '${name}' is not a dataset`);
-      const d = ds as H5Dataset;
-      const shape = d.shape ?? [];
-      const meta = d.metadata;
-      if (meta.type !== 0 && meta.type !== 1)
+      const p = `/${name}`;
+      if (call(`cannot inspect '${name}'`, () => M.get_type(id, p)) !== M.H5G_DATASET)
+        throw new H5Error(`${path}: '${name}' is not a dataset`);
+      const meta = call(`cannot read dataset '${name}'`, () => M.get_dataset_metadata(id, p));
+      if ((meta.type !== H5T_INTEGER && meta.type !== H5T_FLOAT) || meta.vlen)
         throw new H5Error(`${path}: dataset '${name}' has a non-numeric HDF5 type (class ${meta.type})`);
+      const shape = meta.shape ?? [];
       let data: H5Array['data'] = new Float32Array(0);
       if (read) {
+        const filters = call(`cannot read the filters of '${name}'`, () => M.get_dataset_filters(id, p));
+        const nbytes = checkDeclaredSize(path, name, shape, meta.size, filters);
+        // The output buffer, plus room for the chunk cache and filter buffers.
+        heapBudget = metadataBudget() + nbytes + (filters.length ? nbytes : 0);
+        const ptr = nbytes > 0 ? M._malloc(nbytes) : 0;
+        if (nbytes > 0 && ptr === 0)
+          throw new H5Error(`${path}: dataset '${name}': cannot allocate ${nbytes} bytes in the HDF5 heap`);
         try {
-          data = toNumeric(d.value, path, name);
-        } catch (e) {
-          if (e instanceof H5Error) throw e;
-          throw new H5Error(`${path}: cannot read dataset '${name}': ${h5Reason(e)}`);
+          if (nbytes > 0)
+            call(`cannot read dataset '${name}'`, () =>
+              M.get_dataset_data(id, p, null, null, null, BigInt(ptr)),
+            );
+          data = typed(M.HEAPU8.slice(ptr, ptr + nbytes), meta, path, name);
+        } finally {
+          if (ptr) M._free(ptr);
+          heapBudget = metadataBudget();
         }
-        const n = shape.reduce((a, b) => a * b, 1);
-        if (data.length !== n)
-          throw new H5Error(
-            `${path}: dataset '${name}' has ${data.length} values for shape (${shape.join(', ')})`,
-          );
       }
-      out.set(name, { shape, dtype: String(d.dtype), data });
+      out.set(name, { shape, dtype: dtypeString(meta), data });
     }
     return out;
   } catch (e) {
     if (e instanceof H5Error) throw e;
+    tainted = true;
     throw new H5Error(`${path}: ${h5Reason(e)}`);
   } finally {
-    try {
-      f.close();
-    } catch {
-      // closing a half-broken file: nothing more to report
+    if (fid !== undefined) {
+      const id = fid;
+      try {
+        if (M.close_file(id) < 0) tainted = true;
+      } catch {
+        tainted = true; // closing a half-broken file: nothing more to report
+      }
     }
+    if (tainted || M.HEAPU8.length > RECYCLE_BYTES) live = null;
+    heapBudget = Infinity;
   }
 }
 

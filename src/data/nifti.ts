@@ -8,7 +8,9 @@
  * rows/columns (axis-aligned affines only) so that image up = anterior and image left = patient
  * right; the default keeps the stored order like TransUNet.
  */
+import { Gunzip } from 'fflate';
 import * as nifti from 'nifti-reader-js';
+import { crc32 } from '../io/zip.js';
 import type { Volume } from './types.js';
 import {
   checkFinite,
@@ -45,8 +47,60 @@ export class NiftiError extends Error {
   override name = 'NiftiError';
 }
 
-function toArrayBuffer(buf: Uint8Array): ArrayBuffer {
-  return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength) as ArrayBuffer;
+/** Largest decompressed .nii accepted (the typed arrays it becomes are capped near this too). */
+const MAX_NIFTI_BYTES = 2 ** 31;
+/** DEFLATE cannot expand data by more than about 1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
+/** Bytes per voxel of each supported datatype code (bitpix is not trusted). */
+const DATATYPES: Record<number, [string, number]> = {
+  2: ['uint8', 1],
+  256: ['int8', 1],
+  4: ['int16', 2],
+  512: ['uint16', 2],
+  8: ['int32', 4],
+  768: ['uint32', 4],
+  16: ['float32', 4],
+  64: ['float64', 8],
+};
+
+function isGzip(b: Uint8Array): boolean {
+  return b.byteLength >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+}
+
+/**
+ * gunzip that allocates only what the stream really produces (fflate's gunzipSync preallocates
+ * the size the gzip trailer declares, up to 4 GiB) and checks the trailer's CRC-32 and length.
+ */
+function gunzipChecked(bytes: Uint8Array, fail: (m: string) => never): Uint8Array {
+  const cap = Math.min(MAX_NIFTI_BYTES, bytes.byteLength * MAX_DEFLATE_RATIO + 1024);
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  let members = 1;
+  const g = new Gunzip((chunk) => {
+    total += chunk.length;
+    if (total > cap) throw new RangeError(`decompresses to more than ${cap} bytes`);
+    chunks.push(chunk);
+  });
+  g.onmember = () => members++;
+  try {
+    g.push(bytes, true);
+  } catch (e) {
+    fail(`corrupt gzip stream (${(e as Error).message})`);
+  }
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  if (members === 1 && bytes.byteLength >= 18) {
+    const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const crc = dv.getUint32(bytes.byteLength - 8, true);
+    const size = dv.getUint32(bytes.byteLength - 4, true);
+    if (size !== total % 2 ** 32 || crc !== crc32(out))
+      fail('gzip trailer (CRC-32 / length) does not match the data: the file is corrupt or truncated');
+  }
+  return out;
 }
 
 /** Parse a .nii or .nii.gz file's bytes. `source` names the file in errors. */
@@ -55,18 +109,16 @@ export function parseNifti(bytes: Uint8Array, source = 'NIfTI data'): NiftiVolum
     throw new NiftiError(`${source}: ${m}`);
   };
   if (bytes.byteLength === 0) fail('file is empty');
-  let ab = toArrayBuffer(bytes);
-  if (nifti.isCompressed(ab)) {
-    try {
-      ab = nifti.decompress(ab) as ArrayBuffer;
-    } catch (e) {
-      fail(`corrupt gzip stream (${(e as Error).message})`);
-    }
-  }
+  const raw8 = isGzip(bytes) ? gunzipChecked(bytes, fail) : bytes;
+  const ab = raw8.buffer.slice(raw8.byteOffset, raw8.byteOffset + raw8.byteLength) as ArrayBuffer;
   if (!nifti.isNIFTI(ab)) fail('not a NIfTI-1/2 file (bad header size or magic)');
   let header: nifti.NIFTI1 | nifti.NIFTI2;
+  const isV2 = nifti.isNIFTI2(ab);
+  const hdrSize = isV2 ? 540 : 348;
+  if (ab.byteLength < hdrSize) fail(`too short for a NIfTI-${isV2 ? 2 : 1} header (${ab.byteLength} bytes)`);
   try {
-    header = nifti.readHeader(ab);
+    // The header alone: nifti-reader-js's extension walk trusts esize (a negative one loops forever).
+    header = nifti.readHeader(ab.slice(0, hdrSize));
   } catch (e) {
     fail(`unreadable header (${(e as Error).message})`);
   }
@@ -78,20 +130,27 @@ export function parseNifti(bytes: Uint8Array, source = 'NIfTI data'): NiftiVolum
   const Z = ndim >= 3 ? (dims[3] ?? 1) : 1;
   const T = ndim >= 4 ? (dims[4] ?? 1) : 1;
   if (T > 1) fail(`4-D volume with ${T} time points is not supported`);
-  if (X < 1 || Y < 1 || Z < 1) fail(`invalid dimensions ${X}x${Y}x${Z}`);
+  if (![X, Y, Z].every((v) => Number.isSafeInteger(v) && v >= 1)) fail(`invalid dimensions ${X}x${Y}x${Z}`);
+  const code = header.datatypeCode;
+  const dt = DATATYPES[code];
+  if (!dt) return fail(`unsupported NIfTI datatype code ${code}`);
+  const [datatype, bpv] = dt;
   const n = X * Y * Z;
-  const bpv = header.numBitsPerVoxel / 8;
-  const offset = Math.ceil(header.vox_offset);
-  if (offset + n * bpv > ab.byteLength)
+  const vox = header.vox_offset;
+  if (!Number.isFinite(vox) || vox < hdrSize)
+    fail(`vox_offset ${vox} is not an offset past the ${hdrSize}-byte header`);
+  const offset = Math.ceil(vox);
+  if (!(offset + n * bpv <= ab.byteLength))
     fail(
       `image data truncated: ${X}x${Y}x${Z} voxels of ${bpv} bytes need ${offset + n * bpv} bytes, file has ${ab.byteLength}`,
     );
+  const pd = header.pixDims;
+  const spacing: [number, number, number] = [pd[1] ?? 1, pd[2] ?? 1, pd[3] ?? 1];
+  if (!spacing.every(Number.isFinite)) fail(`pixdim (voxel size) ${spacing.join(', ')} is not finite`);
   const raw = ab.slice(offset, offset + n * bpv);
   const le = header.littleEndian;
   const dv = new DataView(raw);
   let data: NiftiVolume['data'];
-  let datatype: string;
-  const code = header.datatypeCode;
   const read = <T extends NiftiVolume['data']>(make: (n: number) => T, get: (i: number) => number): T => {
     const a = make(n);
     for (let i = 0; i < n; i++) a[i] = get(i);
@@ -99,57 +158,46 @@ export function parseNifti(bytes: Uint8Array, source = 'NIfTI data'): NiftiVolum
   };
   switch (code) {
     case 2:
-      datatype = 'uint8';
       data = new Uint8Array(raw);
       break;
     case 256:
-      datatype = 'int8';
       data = new Int8Array(raw);
       break;
     case 4:
-      datatype = 'int16';
       data = read(
         (k) => new Int16Array(k),
         (i) => dv.getInt16(i * 2, le),
       );
       break;
     case 512:
-      datatype = 'uint16';
       data = read(
         (k) => new Uint16Array(k),
         (i) => dv.getUint16(i * 2, le),
       );
       break;
     case 8:
-      datatype = 'int32';
       data = read(
         (k) => new Int32Array(k),
         (i) => dv.getInt32(i * 4, le),
       );
       break;
     case 768:
-      datatype = 'uint32';
       data = read(
         (k) => new Uint32Array(k),
         (i) => dv.getUint32(i * 4, le),
       );
       break;
     case 16:
-      datatype = 'float32';
       data = read(
         (k) => new Float32Array(k),
         (i) => dv.getFloat32(i * 4, le),
       );
       break;
-    case 64:
-      datatype = 'float64';
+    default:
       data = read(
         (k) => new Float64Array(k),
         (i) => dv.getFloat64(i * 8, le),
       );
-      break;
-    default:
-      fail(`unsupported NIfTI datatype code ${code}`);
   }
   const slope = header.scl_slope;
   const inter = header.scl_inter;
@@ -159,13 +207,12 @@ export function parseNifti(bytes: Uint8Array, source = 'NIfTI data'): NiftiVolum
     for (let i = 0; i < n; i++) f[i] = data[i]! * slope + it;
     data = f;
   }
-  const pd = header.pixDims;
   return {
     d: Z,
     h: Y,
     w: X,
     data,
-    spacing: [pd[1] ?? 1, pd[2] ?? 1, pd[3] ?? 1],
+    spacing,
     affine: header.affine.map((r) => [...r]),
     datatype,
   };
@@ -232,10 +279,16 @@ export function niftiPairToVolume(
     throw new NiftiError(
       `${labelName}: label shape (x,y,z) ${lab.w}x${lab.h}x${lab.d} does not match image ${imageName} ${img.w}x${img.h}x${img.d}`,
     );
-  checkFinite(img.data, imageName);
+  let label: Int32Array;
+  try {
+    checkFinite(img.data, imageName);
+    label = toSynapseLabels(lab.data, labelName, resolveLabelMap(opts.labelMap ?? null));
+  } catch (e) {
+    if (e instanceof NiftiError) throw e;
+    throw new NiftiError((e as Error).message, { cause: e });
+  }
   const window = opts.window === undefined ? ([-125, 275] as [number, number]) : opts.window;
   let image = window ? windowHU(img.data, window[0], window[1]) : Float32Array.from(img.data);
-  let label = toSynapseLabels(lab.data, labelName, resolveLabelMap(opts.labelMap ?? null));
   if (opts.orientation === 'radiological') {
     const { flipRows, flipCols } = radiologicalFlips(img, imageName);
     image = flipVolume(image, img.d, img.h, img.w, flipRows, flipCols, (k) => new Float32Array(k));

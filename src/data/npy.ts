@@ -5,9 +5,12 @@
  * literal `{'descr': '<f4', 'fortran_order': False, 'shape': (512, 512), }` padded with spaces,
  * then the raw data. Supported dtypes: bool, (u)int8/16/32/64 and float32/64 in either byte order.
  * Fortran-order arrays are returned in C order. .npz: a zip (stored or deflated, zip64 included)
- * of `<name>.npy` members, as written by np.savez / np.savez_compressed.
+ * of `<name>.npy` members, as written by np.savez / np.savez_compressed, read with src/io/zip.ts
+ * (every size and offset checked against the file before anything is allocated, CRC-32 verified,
+ * duplicated member names refused).
  */
-import { unzipSync, zipSync } from 'fflate';
+import { zipSync } from 'fflate';
+import { looksLikeZip, ZipArchive, ZipError } from '../io/zip.js';
 
 export type NpyData =
   Float32Array | Float64Array | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
@@ -50,6 +53,10 @@ function parseDescr(descr: string, fail: (m: string) => never): DTypeInfo {
 
 /** Parse the header dict literal. */
 function parseHeader(text: string, fail: (m: string) => never): Omit<NpyArray, 'data'> {
+  // numpy's literal_eval would keep the last of two equal keys, the regexes below the first.
+  for (const key of ['descr', 'fortran_order', 'shape'])
+    if ((text.match(new RegExp(`['"]${key}['"]\\s*:`, 'g')) ?? []).length > 1)
+      fail(`header gives '${key}' more than once (${JSON.stringify(text.slice(0, 120))})`);
   const descr = /['"]descr['"]\s*:\s*['"]([^'"]*)['"]/.exec(text)?.[1];
   if (descr === undefined) fail(`header has no 'descr' (${JSON.stringify(text.slice(0, 120))})`);
   const fo = /['"]fortran_order['"]\s*:\s*(True|False)/.exec(text)?.[1];
@@ -61,8 +68,8 @@ function parseHeader(text: string, fail: (m: string) => never): Omit<NpyArray, '
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
   const shape = parts.map((p) => {
-    const n = Number(p.replace(/L$/, ''));
-    if (!Number.isInteger(n) || n < 0) fail(`bad shape entry '${p}' in header`);
+    const n = /^\d+L?$/.test(p) ? Number(p.replace(/L$/, '')) : NaN;
+    if (!Number.isSafeInteger(n)) fail(`bad shape entry '${p.slice(0, 40)}' in header`);
     return n;
   });
   return { descr, fortranOrder: fo === 'True', shape };
@@ -160,7 +167,7 @@ export function parseNpy(buf: Uint8Array, source = '.npy data'): NpyArray {
   const n = head.shape.reduce((a, b) => a * b, 1);
   const dataStart = hstart + hlen;
   const need = n * dt.size;
-  if (buf.byteLength - dataStart < need)
+  if (!(buf.byteLength - dataStart >= need))
     fail(
       `data truncated: shape (${head.shape.join(', ')}) ${head.descr} needs ${need} bytes, ` +
         `file has ${buf.byteLength - dataStart}`,
@@ -172,19 +179,23 @@ export function parseNpy(buf: Uint8Array, source = '.npy data'): NpyArray {
 
 /** Parse a .npz archive into its arrays (member names without the .npy suffix). */
 export function parseNpz(buf: Uint8Array, source = '.npz data'): Map<string, NpyArray> {
-  let files: Record<string, Uint8Array>;
-  if (buf.byteLength < 4 || buf[0] !== 0x50 || buf[1] !== 0x4b)
+  if (buf.byteLength < 4 || !looksLikeZip(buf))
     throw new NpyError(`${source}: not a .npz file (no zip signature)`);
-  try {
-    files = unzipSync(buf);
-  } catch (e) {
-    throw new NpyError(`${source}: corrupt .npz (zip) archive: ${(e as Error).message}`);
-  }
   const out = new Map<string, NpyArray>();
-  for (const [name, bytes] of Object.entries(files)) {
-    if (name.endsWith('/')) continue;
-    const key = name.endsWith('.npy') ? name.slice(0, -4) : name;
-    out.set(key, parseNpy(bytes, `${source}[${name}]`));
+  try {
+    const zip = new ZipArchive(buf, source);
+    for (const name of zip.names()) {
+      if (name.endsWith('/')) continue;
+      const key = name.endsWith('.npy') ? name.slice(0, -4) : name;
+      if (out.has(key)) throw new NpyError(`${source}: member '${key}' appears twice`);
+      out.set(key, parseNpy(zip.read(name), `${source}[${name}]`));
+    }
+  } catch (e) {
+    if (e instanceof ZipError) {
+      const why = e.message.startsWith(`${source}: `) ? e.message.slice(source.length + 2) : e.message;
+      throw new NpyError(`${source}: corrupt .npz (zip) archive: ${why}`, { cause: e });
+    }
+    throw e;
   }
   return out;
 }

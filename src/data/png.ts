@@ -20,12 +20,65 @@ export class PngError extends Error {
 
 const SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 
+/** Largest image accepted, in pixels (16384 x 16384). */
+const MAX_PIXELS = 2 ** 28;
+/** zlib (DEFLATE) cannot expand data by more than about 1032:1. */
+const MAX_DEFLATE_RATIO = 1032;
+const CHANNELS: Record<number, number> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Walks the chunk list before fast-png sees the file: IHDR must come first and be sane, and the
+ * image the header declares must fit in what the IDAT chunks can inflate to. fast-png allocates
+ * width x height x channels from IHDR before it inflates anything, so a 60-byte file could
+ * otherwise ask for gigabytes.
+ */
+function precheck(bytes: Uint8Array, fail: (m: string) => never): void {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (bytes.byteLength < 8 + 25) fail(`truncated: ${bytes.byteLength} bytes cannot hold the IHDR chunk`);
+  if (dv.getUint32(8) !== 13 || dv.getUint32(12) !== 0x49484452)
+    fail('the first chunk is not a 13-byte IHDR');
+  const w = dv.getUint32(16);
+  const h = dv.getUint32(20);
+  const depth = bytes[24]!;
+  const colour = bytes[25]!;
+  const interlace = bytes[28]!;
+  const ch = CHANNELS[colour];
+  if (w < 1 || h < 1 || w > 2 ** 31 - 1 || h > 2 ** 31 - 1) fail(`image size ${w}x${h} is invalid`);
+  if (w * h > MAX_PIXELS) fail(`image size ${w}x${h} is more than the ${MAX_PIXELS} pixels accepted`);
+  if (ch === undefined || ![1, 2, 4, 8, 16].includes(depth))
+    fail(`unsupported colour type ${colour} / bit depth ${depth}`);
+  let idat = 0;
+  let p = 8;
+  for (;;) {
+    if (p + 12 > bytes.byteLength)
+      fail(`chunk at offset ${p} runs past the end of the file (truncated, no IEND)`);
+    const len = dv.getUint32(p);
+    const type = dv.getUint32(p + 4);
+    if (len > bytes.byteLength - p - 12)
+      fail(`chunk at offset ${p} declares ${len} bytes, more than the file holds (truncated)`);
+    if (type === 0x49444154) idat += len;
+    if (type === 0x49454e44) break; // IEND
+    p += 12 + len;
+  }
+  // Unfiltered rows (+1 filter byte each; Adam7 adds at most a filter byte per row of each pass).
+  const rowBytes = Math.ceil((w * ch! * depth) / 8);
+  const raw = h * (rowBytes + 1) + (interlace ? 7 * h : 0);
+  if (raw > idat * MAX_DEFLATE_RATIO + 1024)
+    fail(
+      `IHDR declares ${w}x${h} pixels (${raw} bytes) but the image data is only ${idat} compressed bytes (truncated or corrupt)`,
+    );
+}
+
 function decodeChecked(bytes: Uint8Array, source: string): ReturnType<typeof decode> {
-  if (bytes.byteLength === 0) throw new PngError(`${source}: file is empty`);
+  const fail = (m: string): never => {
+    throw new PngError(`${source}: ${m}`);
+  };
+  if (bytes.byteLength === 0) fail('file is empty');
   if (bytes.byteLength < 8 || SIGNATURE.some((b, i) => bytes[i] !== b))
-    throw new PngError(`${source}: not a PNG file (bad signature)`);
+    fail('not a PNG file (bad signature)');
+  precheck(bytes, (m) => fail(`corrupt PNG (${m})`));
   try {
-    const png = decode(bytes);
+    const png = decode(bytes, { checkCrc: true });
     if (png.palette) throw new PngError(`${source}: palette PNGs are not supported`);
     if (png.width < 1 || png.height < 1) throw new PngError(`${source}: empty image`);
     if (png.data.length < png.width * png.height * png.channels)
@@ -33,7 +86,9 @@ function decodeChecked(bytes: Uint8Array, source: string): ReturnType<typeof dec
     return png;
   } catch (e) {
     if (e instanceof PngError) throw e;
-    throw new PngError(`${source}: corrupt PNG (${(e as Error).message})`);
+    const cause = (e as Error).cause;
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    throw new PngError(`${source}: corrupt PNG (${(e as Error).message}${detail})`);
   }
 }
 

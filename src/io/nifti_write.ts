@@ -10,7 +10,7 @@
  * ("n+1", vox_offset 352, no extensions), scl_slope 1 / scl_inter 0, datatype uint8, int16 or
  * float32. Host-only.
  */
-import { gunzipSync, gzipSync } from 'fflate';
+import { Gunzip, gzipSync } from 'fflate';
 
 export type NiftiWriteType = 'uint8' | 'int16' | 'float32';
 
@@ -71,6 +71,30 @@ function str(b: Uint8Array, from: number, to: number): string {
 }
 
 /**
+ * The first `want` decompressed bytes of a gzip stream (fewer if it is shorter), decompressing
+ * only as far as needed: the header of a multi-gigabyte volume costs a few kilobytes, and nothing
+ * is allocated from the size the gzip trailer declares (fflate's gunzipSync preallocates it).
+ */
+function gunzipHead(bytes: Uint8Array, want: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const g = new Gunzip((chunk) => {
+    chunks.push(chunk);
+    total += chunk.length;
+  });
+  for (let p = 0; p < bytes.length && total < want; p += 4096)
+    g.push(bytes.subarray(p, Math.min(bytes.length, p + 4096)), p + 4096 >= bytes.length);
+  const out = new Uint8Array(Math.min(total, Math.max(want, 0)));
+  let o = 0;
+  for (const c of chunks) {
+    if (o >= out.length) break;
+    out.set(c.subarray(0, out.length - o), o);
+    o += c.length;
+  }
+  return out;
+}
+
+/**
  * Reads the geometry fields of a NIfTI-1 / NIfTI-2 header (plain or gzipped file bytes).
  * `source` names the file in errors.
  */
@@ -81,7 +105,7 @@ export function readNiftiGeometry(bytes: Uint8Array, source = 'NIfTI data'): Nif
   let b = bytes;
   if (isGzip(b)) {
     try {
-      b = gunzipSync(b);
+      b = gunzipHead(b, 540);
     } catch (e) {
       fail(`corrupt gzip stream (${(e as Error).message})`);
     }
@@ -97,7 +121,7 @@ export function readNiftiGeometry(bytes: Uint8Array, source = 'NIfTI data'): Nif
     if (magic !== 'n+1' && magic !== 'ni1') fail(`not a NIfTI-1 file (magic '${magic}')`);
     const i16 = (o: number) => dv.getInt16(o, le);
     const f32 = (o: number) => dv.getFloat32(o, le);
-    return {
+    return checkGeometry(fail, {
       dim: Array.from({ length: 8 }, (_, i) => i16(40 + 2 * i)),
       pixdim: Array.from({ length: 8 }, (_, i) => f32(76 + 4 * i)),
       dimInfo: b[39]!,
@@ -117,7 +141,7 @@ export function readNiftiGeometry(bytes: Uint8Array, source = 'NIfTI data'): Nif
       sliceDuration: f32(132),
       toffset: f32(136),
       description: str(b, 148, 228),
-    };
+    });
   }
   if (hdr === 540) {
     if (b.byteLength < 540) fail(`too short for a NIfTI-2 header (${b.byteLength} bytes)`);
@@ -126,7 +150,7 @@ export function readNiftiGeometry(bytes: Uint8Array, source = 'NIfTI data'): Nif
     const i64 = (o: number) => Number(dv.getBigInt64(o, le));
     const f64 = (o: number) => dv.getFloat64(o, le);
     const i32 = (o: number) => dv.getInt32(o, le);
-    return {
+    return checkGeometry(fail, {
       dim: Array.from({ length: 8 }, (_, i) => i64(16 + 8 * i)),
       pixdim: Array.from({ length: 8 }, (_, i) => f64(104 + 8 * i)),
       dimInfo: b[524]!,
@@ -146,9 +170,19 @@ export function readNiftiGeometry(bytes: Uint8Array, source = 'NIfTI data'): Nif
       sliceDuration: f64(208),
       toffset: f64(216),
       description: str(b, 240, 320),
-    };
+    });
   }
   return fail(`not a NIfTI file (header size ${size(true)} / ${size(false)}, expected 348 or 540)`);
+}
+
+/** The dims a reader relies on: a rank of 1..7 and that many positive sizes. */
+function checkGeometry(fail: (m: string) => never, g: NiftiGeometry): NiftiGeometry {
+  const rank = g.dim[0]!;
+  if (!(rank >= 1 && rank <= 7)) fail(`header dim[0] (rank) is ${rank}, not 1..7`);
+  for (let i = 1; i <= rank; i++)
+    if (!Number.isSafeInteger(g.dim[i]) || g.dim[i]! < 1)
+      fail(`header dim[${i}] is ${g.dim[i]}, not a positive size`);
+  return g;
 }
 
 /** The default geometry of an (x, y, z) volume: unit (or given) spacing, no orientation codes. */

@@ -219,8 +219,14 @@ export function opcodeName(op: number): string {
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+/** Longest LONG4 integer accepted, in bytes (CPython caps int <-> str at 4300 digits too). */
+const MAX_INT_BYTES = 1 << 12;
+const MAX_INT_DIGITS = 4300;
+/** Deepest tuple nesting accepted in a dict key (the key is hashed recursively). */
+const MAX_KEY_DEPTH = 64;
 
-function hashKey(k: PyValue): string {
+function hashKey(k: PyValue, depth = 0): string {
+  if (depth > MAX_KEY_DEPTH) throw new Error(`dict key nested more than ${MAX_KEY_DEPTH} tuples deep`);
   if (k === null) return 'N';
   switch (typeof k) {
     case 'string':
@@ -232,7 +238,7 @@ function hashKey(k: PyValue): string {
     case 'boolean':
       return k ? 'n1' : 'n0';
   }
-  if (k instanceof PyTuple) return `t(${k.items.map(hashKey).join(',')})`;
+  if (k instanceof PyTuple) return `t(${k.items.map((x) => hashKey(x, depth + 1)).join(',')})`;
   if (k instanceof Uint8Array) return `b${Array.from(k).join(',')}`;
   if (k instanceof PyGlobal) return `g${k.qualname}`;
   throw new Error(`unhashable dict key (${describe(k)})`);
@@ -429,12 +435,16 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
         // LONG4
         const len = dv.getInt32(need(4), true);
         if (len < 0) fail('negative LONG4 length');
-        push(int(signedLE(take(len))));
+        const b = take(len);
+        if (len > MAX_INT_BYTES)
+          fail(`a ${len}-byte integer; no checkpoint value needs more than ${MAX_INT_BYTES}`);
+        push(int(signedLE(b)));
         break;
       }
       case 0x49: {
         // INT (text); "01"/"00" are protocol-0 booleans
         const s = line().trim();
+        if (s.length > MAX_INT_DIGITS) fail(`a ${s.length}-character INT literal`);
         if (s === '01' || s === '00') push(s === '01');
         else if (/^[+-]?\d+$/.test(s)) push(int(BigInt(s)));
         else fail(`bad INT literal '${s.slice(0, 40)}'`);
@@ -443,6 +453,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
       case 0x4c: {
         // LONG (text)
         const s = line().trim().replace(/L$/, '');
+        if (s.length > MAX_INT_DIGITS) fail(`a ${s.length}-character LONG literal`);
         if (!/^[+-]?\d+$/.test(s)) fail(`bad LONG literal '${s.slice(0, 40)}'`);
         push(int(BigInt(s)));
         break;
@@ -546,7 +557,8 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
       case 0x90: {
         // ADDITEMS
         const items = popMark();
-        listOf(top(), 'ADDITEMS').items.push(...items);
+        const l = listOf(top(), 'ADDITEMS');
+        for (const v of items) l.items.push(v); // no spread: a huge MARK would overflow the call stack
         break;
       }
       case 0x61: {
@@ -590,6 +602,30 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions): UnpickleResu
         const module = pop();
         if (typeof module !== 'string' || typeof name !== 'string') fail('STACK_GLOBAL needs two str');
         else push(resolveGlobal(module, name));
+        break;
+      }
+      case 0x69: {
+        // INST "module\nname\n" (protocol 0/1 instances of old-style classes; torch never writes it)
+        const module = line();
+        const name = line();
+        fail(`unsupported opcode INST (global '${module}.${name}'): refused, not executed`);
+        break;
+      }
+      case 0x6f: {
+        // OBJ: MARK cls args... OBJ
+        const items = popMark();
+        if (items.length === 0) fail('OBJ without a class');
+        push(call(items[0]!, new PyTuple(items.slice(1))));
+        break;
+      }
+      case 0x82: // EXT1
+      case 0x83: // EXT2
+      case 0x84: {
+        // EXT4: a global from copyreg's extension registry, which a checkpoint never uses
+        const code = op === 0x82 ? u8() : op === 0x83 ? u16() : u32();
+        fail(
+          `unsupported opcode ${opcodeName(op)}: extension code ${code} (copyreg registry) refused, not executed`,
+        );
         break;
       }
       case 0x52: {
@@ -690,10 +726,13 @@ function latin1(b: Uint8Array): string {
   return s;
 }
 
+/** Two's-complement little-endian bytes to a bigint (linear time: through one hex string). */
 function signedLE(b: Uint8Array): bigint {
-  let v = 0n;
-  for (let i = b.length - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]!);
-  if (b.length && b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
+  if (b.length === 0) return 0n;
+  let hex = '';
+  for (let i = b.length - 1; i >= 0; i--) hex += b[i]!.toString(16).padStart(2, '0');
+  let v = BigInt(`0x${hex}`);
+  if (b[b.length - 1]! & 0x80) v -= 1n << BigInt(8 * b.length);
   return v;
 }
 

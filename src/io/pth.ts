@@ -402,6 +402,9 @@ function forEachRun(
   }
 }
 
+/** Largest element count of a view whose storage holds fewer elements (stride-0 expansions). */
+const MAX_EXPANDED_ELEMENTS = 1 << 24;
+
 /** Decodes a tensor view of a raw storage to a contiguous f32/i32 array. */
 function materialize(ref: TensorRef, raw: Uint8Array, name: string, file: string): PthTensor {
   const fail = (m: string): never => {
@@ -412,6 +415,23 @@ function materialize(ref: TensorRef, raw: Uint8Array, name: string, file: string
   if (!Number.isSafeInteger(n)) fail(`shape ${fmt(shape)} is too large`);
   const dtype = storage.dtype;
   const isFloat = dtype === 'float32' || dtype === 'float16' || dtype === 'bfloat16' || dtype === 'float64';
+  // Validate the view against the storage before allocating anything for it.
+  if (n > 0) {
+    let last = ref.storageOffset;
+    for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * stride[d]!;
+    if (!(last < storage.numel))
+      fail(
+        `view (offset ${ref.storageOffset}, size ${fmt(shape)}, stride ${fmt(stride)}) reaches element ${last} ` +
+          `of a storage with ${storage.numel} elements: the file is corrupt`,
+      );
+  }
+  // Only zero or overlapping strides make a view larger than its storage (an expand()ed tensor);
+  // such a view may not blow a small storage up into more memory than the reader will allocate.
+  if (n > storage.numel && n > MAX_EXPANDED_ELEMENTS)
+    fail(
+      `view of size ${fmt(shape)} (stride ${fmt(stride)}) repeats a storage of ${storage.numel} elements ` +
+        `into ${n} elements, more than the ${MAX_EXPANDED_ELEMENTS} accepted for an expanded view`,
+    );
   const out = isFloat ? new Float32Array(n) : new Int32Array(n);
   const tensor: PthTensor = {
     shape: [...shape],
@@ -420,13 +440,6 @@ function materialize(ref: TensorRef, raw: Uint8Array, name: string, file: string
     torchDtype: dtype,
   };
   if (n === 0) return tensor;
-  let last = ref.storageOffset;
-  for (let d = 0; d < shape.length; d++) last += (shape[d]! - 1) * stride[d]!;
-  if (last >= storage.numel)
-    fail(
-      `view (offset ${ref.storageOffset}, size ${fmt(shape)}, stride ${fmt(stride)}) reaches element ${last} ` +
-        `of a storage with ${storage.numel} elements: the file is corrupt`,
-    );
   if (!LITTLE_ENDIAN) fail('reading checkpoints needs a little-endian host');
   const item = ITEMSIZE[dtype];
   // Elements of this reference (legacy views start `storage.offset` elements into the root).

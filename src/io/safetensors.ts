@@ -48,13 +48,18 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
   if (n > MAX_HEADER || 8 + n > buf.byteLength)
     fail(`header length ${n} exceeds the file (${buf.byteLength} bytes): truncated or not safetensors`);
   let header: unknown;
+  let text = '';
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n));
+    header = JSON.parse(text);
   } catch (e) {
     fail(`header is not valid JSON (${(e as Error).message})`);
   }
   if (header === null || typeof header !== 'object' || Array.isArray(header))
     fail('header is not a JSON object');
+  // JSON.parse keeps the last of two equal keys; a tensor named twice is ambiguous, so refuse it.
+  const dup = duplicateTopLevelKey(text);
+  if (dup !== undefined) fail(`tensor '${dup}' appears more than once in the header`);
   const dataStart = 8 + n;
   const dataLen = buf.byteLength - dataStart;
   const tensors = new Map<string, StEntry>();
@@ -62,7 +67,15 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
   const spans: [number, number, string][] = [];
   for (const [name, v] of Object.entries(header as Record<string, unknown>)) {
     if (name === '__metadata__') {
-      if (v && typeof v === 'object') metadata = v as Record<string, string>;
+      // The format's metadata is a str -> str map (null: none).
+      if (v === null) continue;
+      if (typeof v !== 'object' || Array.isArray(v)) fail('__metadata__ is not a JSON object');
+      for (const [k, x] of Object.entries(v as Record<string, unknown>))
+        if (typeof x !== 'string')
+          fail(
+            `__metadata__ '${k}' is ${x === null ? 'null' : Array.isArray(x) ? 'an array' : `a ${typeof x}`}, not a string`,
+          );
+      metadata = v as Record<string, string>;
       continue;
     }
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
@@ -99,6 +112,35 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     if (b1 < e0 && e0 > b0) fail(`tensors '${n0}' and '${n1}' overlap`);
   }
   return { tensors, metadata };
+}
+
+/**
+ * The first top-level key that occurs twice in a JSON object text (already accepted by
+ * JSON.parse), or undefined.
+ */
+function duplicateTopLevelKey(text: string): string | undefined {
+  const seen = new Set<string>();
+  let depth = 0;
+  let expectKey = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let j = i + 1;
+      while (text.charCodeAt(j) !== 0x22) j += text.charCodeAt(j) === 0x5c ? 2 : 1;
+      if (depth === 1 && expectKey) {
+        const key = JSON.parse(text.slice(i, j + 1)) as string;
+        if (seen.has(key)) return key;
+        seen.add(key);
+        expectKey = false;
+      }
+      i = j;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth === 1) expectKey = true;
+    } else if (c === 0x7d || c === 0x5d) depth--;
+    else if (c === 0x2c && depth === 1) expectKey = true;
+  }
+  return undefined;
 }
 
 function f16ToF32(h: number): number {

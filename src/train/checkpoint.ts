@@ -198,28 +198,93 @@ export function readCheckpoint(path: string): Checkpoint {
     throw new CheckpointError(
       `${path}: checksum mismatch (stored ${md.sha256}, computed ${sum}): the file is corrupt`,
     );
-  let meta: CheckpointMeta;
+  // The tensor checksum does not cover the metadata; a writer that also stores meta_sha256 gets
+  // the meta JSON (loop state, config, step counts) verified too.
+  if (
+    md.meta_sha256 !== undefined &&
+    createHash('sha256')
+      .update(md.meta ?? '')
+      .digest('hex') !== md.meta_sha256
+  )
+    throw new CheckpointError(`${path}: metadata checksum mismatch (meta_sha256): the file is corrupt`);
+  let parsed: unknown;
   try {
-    meta = JSON.parse(md.meta ?? '') as CheckpointMeta;
+    parsed = JSON.parse(md.meta ?? '');
   } catch (e) {
     throw new CheckpointError(`${path}: metadata is not valid JSON (${(e as Error).message})`);
   }
-  if (meta.version !== CHECKPOINT_VERSION)
-    throw new CheckpointError(
-      `${path}: checkpoint version ${meta.version}, this build reads ${CHECKPOINT_VERSION}`,
-    );
+  const meta = checkMeta(parsed, path);
   const host = (name: string): HostTensor => {
     const e = st.tensors.get(name);
     if (!e) throw new CheckpointError(`${path}: tensor '${name}' is missing`);
-    const data = decodeEntry(e, `${path}: ${name}`);
+    let data: Float32Array | Int32Array;
+    try {
+      data = decodeEntry(e, `${path}: ${name}`);
+    } catch (err) {
+      throw new CheckpointError(`${path}: tensor '${name}': ${(err as Error).message}`);
+    }
     return { shape: [...e.shape], dtype: data instanceof Int32Array ? 'i32' : 'f32', data };
   };
   const model = new Map<string, HostTensor>();
   for (const k of meta.modelKeys) model.set(k, host(`model.${k}`));
   const optim: AdamWState = { params: {} };
-  for (const [name, step] of Object.entries(meta.optimizer.steps))
-    optim.params[name] = { step, m: host(`optim.m.${name}`), v: host(`optim.v.${name}`) };
+  for (const [name, step] of Object.entries(meta.optimizer.steps)) {
+    const m = host(`optim.m.${name}`);
+    const v = host(`optim.v.${name}`);
+    const w = model.get(name);
+    const shape = (t: HostTensor) => `[${t.shape.join(', ')}]`;
+    if (m.dtype !== 'f32' || v.dtype !== 'f32' || (w && w.dtype !== 'f32'))
+      throw new CheckpointError(`${path}: parameter '${name}' or its AdamW moments are not float tensors`);
+    if (shape(m) !== shape(v) || (w && shape(w) !== shape(m)))
+      throw new CheckpointError(
+        `${path}: parameter '${name}' ${w ? shape(w) : '(not stored)'} and its AdamW moments ` +
+          `m ${shape(m)} / v ${shape(v)} differ in shape`,
+      );
+    optim.params[name] = { step, m, v };
+  }
   return { path, meta, model, optim };
+}
+
+/**
+ * Checks the parts of a checkpoint's meta JSON that loading and resuming rely on (the tensors are
+ * covered by the checksum, the metadata is not), naming the first field that is wrong.
+ */
+function checkMeta(v: unknown, path: string): CheckpointMeta {
+  const bad = (m: string): never => {
+    throw new CheckpointError(`${path}: checkpoint metadata: ${m}`);
+  };
+  const isObj = (x: unknown): x is Record<string, unknown> =>
+    x !== null && typeof x === 'object' && !Array.isArray(x);
+  const count = (x: unknown) => typeof x === 'number' && Number.isSafeInteger(x) && x >= 0;
+  if (!isObj(v))
+    return bad(
+      `meta is ${v === null ? 'null' : Array.isArray(v) ? 'an array' : `a ${typeof v}`}, not a JSON object`,
+    );
+  if (v.version !== CHECKPOINT_VERSION)
+    bad(`checkpoint version ${JSON.stringify(v.version)}, this build reads ${CHECKPOINT_VERSION}`);
+  const keys = v.modelKeys;
+  if (!Array.isArray(keys) || !keys.every((k) => typeof k === 'string'))
+    bad('modelKeys is not a list of tensor names');
+  if (new Set(keys as string[]).size !== (keys as string[]).length) bad('modelKeys names a tensor twice');
+  const opt = v.optimizer;
+  if (!isObj(opt) || !isObj(opt.steps)) return bad('optimizer.steps is not an object of step counts');
+  for (const [name, step] of Object.entries(opt.steps))
+    if (!count(step) || name === '__proto__')
+      bad(`optimizer.steps['${name}'] is ${JSON.stringify(step)}, not a step count`);
+  const s = v.state;
+  if (!isObj(s)) return bad('state (the loop state) is not an object');
+  for (const f of ['step', 'epoch', 'batchInEpoch', 'orderRng', 'augRng'])
+    if (!count(s[f])) bad(`state.${f} is ${JSON.stringify(s[f])}, not a non-negative integer`);
+  if (s.perm !== null && !(Array.isArray(s.perm) && s.perm.every(count)))
+    bad('state.perm is neither null nor a list of indices');
+  if (typeof s.finished !== 'boolean') bad('state.finished is not a boolean');
+  if (!isObj(v.config)) bad('config is not an object');
+  if (!isObj(v.schedule)) bad('schedule is not an object');
+  const d = v.dataset;
+  if (!isObj(d) || typeof d.layout !== 'string' || !count(d.trainSize) || typeof d.trainIds !== 'string')
+    bad('dataset is not a {layout, trainSize, trainIds} fingerprint');
+  if (typeof v.frozenHash !== 'string') bad('frozenHash is not a string');
+  return v as unknown as CheckpointMeta;
 }
 
 /**

@@ -266,8 +266,12 @@ export class EmbedCache {
     return join(this.dir, k.slice(0, 2), `${k}.safetensors`);
   }
 
-  /** The embedding for `key`, or null (a miss; corrupt/stale disk entries are deleted). */
-  get(key: EmbedKey): CachedEmbedding | null {
+  /**
+   * The embedding for `key`, or null (a miss; corrupt/stale disk entries are deleted). With
+   * `expectShape`, a disk entry of another shape counts as corrupt (its checksum covers the bytes,
+   * not the header, so a damaged shape field would otherwise pass).
+   */
+  get(key: EmbedKey, expectShape?: readonly number[]): CachedEmbedding | null {
     const k = embedKey(key);
     const m = this.mem.get(k);
     if (m) {
@@ -283,7 +287,7 @@ export class EmbedCache {
     }
     const path = this.pathOf(key);
     if (path && existsSync(path)) {
-      const r = this.readEntry(path, key);
+      const r = this.readEntry(path, key, expectShape);
       if (r) {
         this.counters.hits++;
         this.counters.diskHits++;
@@ -364,7 +368,11 @@ export class EmbedCache {
     }
   }
 
-  private readEntry(path: string, key: EmbedKey): { data: Float32Array; mem: MemEntry } | null {
+  private readEntry(
+    path: string,
+    key: EmbedKey,
+    expectShape?: readonly number[],
+  ): { data: Float32Array; mem: MemEntry } | null {
     const reject = (kind: 'stale' | 'corrupt'): null => {
       this.counters[kind]++;
       try {
@@ -391,6 +399,7 @@ export class EmbedCache {
     if (!e || (e.dtype !== 'F32' && e.dtype !== 'F16') || typeof md.sha256 !== 'string')
       return reject('corrupt');
     if (sha256Hex(e.bytes) !== md.sha256) return reject('corrupt');
+    if (expectShape && e.shape.join(',') !== expectShape.join(',')) return reject('corrupt');
     if (
       md.format !== EMBED_CACHE_FORMAT ||
       md.encoder_hash !== key.encoderHash ||
@@ -455,11 +464,10 @@ export class FrozenEncoder {
     const { promptDim: C, grid: T, imgSize: S, inChans } = this.model.cfg;
     const shape = [C, T, T];
     const out: (Float32Array | null)[] = items.map((it) => {
-      const hit = this.cache.get({
-        encoderHash: this.encoderHash,
-        inputHash: it.inputHash,
-        preprocess: it.preprocess,
-      });
+      const hit = this.cache.get(
+        { encoderHash: this.encoderHash, inputHash: it.inputHash, preprocess: it.preprocess },
+        shape,
+      );
       if (hit) this.hits++;
       return hit ? hit.data : null;
     });
