@@ -15,8 +15,9 @@
  *                step counts, the dataset fingerprint and `frozenHash` (sha256 of every frozen
  *                parameter: the frozen weights are rebuilt from the seed / --sam-checkpoint on resume
  *                and must hash the same)
- *   sha256       over the tensor bytes in file order; a mismatch (bit rot, a truncated copy) makes
- *                the load fail with a message naming the file.
+ *   sha256       over the tensor bytes in file order, and
+ *   meta_sha256  over the meta JSON; a mismatch in either (bit rot, a truncated copy, an edit)
+ *                makes the load fail with a message naming the file.
  *
  * The state_dict export (`exportStateDict`) is the full model, every parameter and buffer, under the
  * reference key names (`sam.*`, `CNN_encoder.*`), loadable in PyTorch with
@@ -154,9 +155,11 @@ export async function checkpointBytes(
     optimizer: { betas: [opt.beta1, opt.beta2], eps: opt.eps, weightDecay: opt.weightDecay, steps },
     modelKeys: keys,
   };
+  const metaJson = JSON.stringify(full);
   return writeSafetensors(entries, {
     format: CHECKPOINT_FORMAT,
-    meta: JSON.stringify(full),
+    meta: metaJson,
+    meta_sha256: createHash('sha256').update(metaJson).digest('hex'),
     sha256: tensorChecksum(entries),
   });
 }

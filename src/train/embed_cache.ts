@@ -29,11 +29,11 @@
  * embeddings whether they came from the encoder or from the cache, which keeps `--resume` exact.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Slice } from '../data/types.js';
 import { decodeEntry, parseSafetensors, writeSafetensors, type StWriteEntry } from '../io/safetensors.js';
-import { writeFileAtomic } from '../io/atomic.js';
+import { removeStaleTemps, writeFileAtomic } from '../io/atomic.js';
 import type { SamLST } from '../nn/sam_lst.js';
 import { noGrad } from '../autograd/tape.js';
 import { tidy } from '../tensor/scope.js';
@@ -70,6 +70,8 @@ export interface EmbedCacheStats {
   /** Disk entries rejected because they failed to parse or their checksum did not match. */
   corrupt: number;
   writes: number;
+  /** Disk writes that failed (full disk, permissions, a folder in the way): the entry stays in memory only. */
+  writeFailures: number;
   evictions: number;
   /** Bytes held by the memory LRU. */
   memBytes: number;
@@ -241,8 +243,11 @@ export class EmbedCache {
     stale: 0,
     corrupt: 0,
     writes: 0,
+    writeFailures: 0,
     evictions: 0,
   };
+  /** Message of the last failed disk write (see writeFailures). */
+  lastWriteError: string | null = null;
 
   constructor(opts: EmbedCacheOptions = {}) {
     this.dir = opts.dir ?? null;
@@ -252,7 +257,14 @@ export class EmbedCache {
     if (!(this.memCap >= 0)) throw new RangeError(`EmbedCache: memBytes ${this.memCap} must be >= 0`);
     if (this.dtype !== 'f32' && this.dtype !== 'f16')
       throw new RangeError(`EmbedCache: dtype '${String(this.dtype)}' (use f32 or f16)`);
-    if (this.dir) mkdirSync(this.dir, { recursive: true });
+    if (this.dir) {
+      mkdirSync(this.dir, { recursive: true });
+      // Temporaries of writers killed mid-write (never read: entries are found by their final name).
+      for (const shard of readdirSync(this.dir)) {
+        if (/^[0-9a-f]{2}$/.test(shard))
+          removeStaleTemps(join(this.dir, shard), undefined, { deadWritersOnly: true });
+      }
+    }
   }
 
   stats(): EmbedCacheStats {
@@ -328,20 +340,28 @@ export class EmbedCache {
       const st = new Map<string, StWriteEntry>([
         ['embedding', { dtype: dtype === 'f16' ? 'F16' : 'F32', shape: [...shape], data: stored }],
       ]);
-      writeFileAtomic(
-        path,
-        writeSafetensors(st, {
-          format: EMBED_CACHE_FORMAT,
-          encoder_hash: key.encoderHash,
-          input_hash: key.inputHash,
-          preprocess: key.preprocess,
-          dtype,
-          sha256: checksum,
-        }),
-        { durable: this.durable },
-      );
+      // A failed disk write loses only the cache entry, never the run: count it and go on.
+      try {
+        writeFileAtomic(
+          path,
+          writeSafetensors(st, {
+            format: EMBED_CACHE_FORMAT,
+            encoder_hash: key.encoderHash,
+            input_hash: key.inputHash,
+            preprocess: key.preprocess,
+            dtype,
+            sha256: checksum,
+          }),
+          { durable: this.durable },
+        );
+        this.counters.writes++;
+      } catch (e) {
+        this.counters.writeFailures++;
+        this.lastWriteError = (e as Error).message;
+      }
+    } else {
+      this.counters.writes++;
     }
-    this.counters.writes++;
     return { data: value, shape: [...shape], dtype };
   }
 

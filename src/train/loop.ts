@@ -884,7 +884,11 @@ async function runTraining(config: TrainConfig, opts: TrainOptions, ctx: RunCont
     const saved = epochRecs.reduce((a, r) => a + r.secondsSaved, 0);
     const cacheLines = encoder
       ? [
-          `${encoder.hits} hits, ${encoder.encoded} encoder runs in this process (${cs.diskHits} from disk, ${cs.stale} stale and ${cs.corrupt} corrupt entries recomputed)`,
+          `${encoder.hits} hits, ${encoder.encoded} encoder runs in this process (${cs.diskHits} from disk, ${cs.stale} stale and ${cs.corrupt} corrupt entries recomputed` +
+            (cs.writeFailures
+              ? `; ${cs.writeFailures} disk writes failed: ${cache.lastWriteError ?? ''}`
+              : '') +
+            ')',
           `encoder: ${(encoder.encodeMs / 1000).toFixed(1)} s for ${encoder.encoded} images (${Number.isFinite(encoder.msPerImage) ? encoder.msPerImage.toFixed(1) : '-'} ms each); training hits saved ~${saved.toFixed(1)} s`,
           ...epochRecs.map(
             (r) =>

@@ -324,6 +324,11 @@ export function soakViolations(r: SoakResult): string[] {
   }
   const warm = s.find((x) => x.step >= r.warmup)!;
   for (const x of s.filter((y) => y.step >= r.warmup)) {
+    // uniform values of a step repeat (per-step scalars use reused volatile buffers)
+    if (x.uniformBuffers !== warm.uniformBuffers)
+      bad(
+        `step ${x.step}: ${x.uniformBuffers} uniform buffers (${warm.uniformBuffers} at step ${warm.step})`,
+      );
     // between steps only parameters, their gradients, AdamW moments and BatchNorm buffers are alive
     if (x.liveBytes !== warm.liveBytes || x.liveBuffers !== warm.liveBuffers)
       bad(

@@ -144,6 +144,15 @@ test('a corrupt checkpoint fails naming the file', async () => {
   expect(() => readCheckpoint(path)).toThrow(new RegExp(`${path}: checksum mismatch`));
   writeFileSync(path, b.subarray(0, 100));
   expect(() => readCheckpoint(path)).toThrow(/not a readable checkpoint/);
+  // An edit inside the meta JSON that keeps it valid JSON (the step count) is caught too.
+  await saveCheckpoint(path, model, opt, meta(dir));
+  const text = Buffer.from(readFileSync(path)).toString('latin1');
+  const at = text.indexOf('\\"step\\":');
+  expect(at).toBeGreaterThan(0);
+  const digit = at + '\\"step\\":'.length;
+  const edited = text.slice(0, digit) + (text[digit] === '9' ? '8' : '9') + text.slice(digit + 1);
+  writeFileSync(path, Buffer.from(edited, 'latin1'));
+  expect(() => readCheckpoint(path)).toThrow(new RegExp(`${path}: metadata checksum mismatch`));
 });
 
 test('crash before the rename leaves the previous checkpoint intact', async () => {

@@ -107,6 +107,37 @@ describe('host cache', () => {
     expect(b.stats().memHits).toBe(1);
   });
 
+  test('a failed disk write loses only the disk copy; temporaries of dead writers are cleared on open', () => {
+    const dir = tempDir('cache-writefail');
+    const a = new EmbedCache({ dir });
+    // A folder where the entry's file should go: the rename fails.
+    mkdirSync(a.pathOf(key(3))!, { recursive: true });
+    const data = randn(rng(3), 8);
+    expect(() => a.put(key(3), data, [8])).not.toThrow();
+    expect(a.stats()).toMatchObject({ writeFailures: 1, writes: 0 });
+    expect(a.lastWriteError).toMatch(/cannot write/);
+    expect(a.get(key(3))!.data).toEqual(data); // still served from memory
+    // Temporaries in a shard folder: a dead writer's is removed, a living one's (ours) kept.
+    a.put(key(4), data, [8]);
+    const shard = dirname(a.pathOf(key(4))!);
+    let deadPid = 4_194_000;
+    for (; ; deadPid--) {
+      try {
+        process.kill(deadPid, 0);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ESRCH') break;
+      }
+    }
+    const dead = join(shard, `.x.safetensors.tmp-${deadPid}-0-00000000`);
+    const live = join(shard, `.y.safetensors.tmp-${process.pid}-0-00000000`);
+    writeFileSync(dead, 'torn');
+    writeFileSync(live, 'being written');
+    new EmbedCache({ dir });
+    const left = allFiles(dir);
+    expect(left).not.toContain(dead);
+    expect(left).toContain(live);
+  });
+
   test('corrupt entries (bit flip, truncation, garbage) are detected, deleted and missed', () => {
     const dir = tempDir('cache-corrupt');
     const w = new EmbedCache({ dir });
