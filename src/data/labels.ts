@@ -3,6 +3,8 @@
  * label sets onto them, and the checks every reader applies to a label map.
  */
 
+import { DataError } from './types.js';
+
 /** Number of classes including background (label index 0..8, spec §12). */
 export const NUM_CLASSES = 9;
 
@@ -136,15 +138,15 @@ export function toSynapseLabels(
   }
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
-    if (!Number.isFinite(v)) throw new Error(`${source}: label value ${v} at index ${i} is not finite`);
+    if (!Number.isFinite(v)) throw new DataError(`${source}: label value ${v} at index ${i} is not finite`);
     if (!Number.isInteger(v))
-      throw new Error(`${source}: label value ${v} at index ${i} is not an integer class id`);
+      throw new DataError(`${source}: label value ${v} at index ${i} is not an integer class id`);
     let id: number;
     if (map) {
       id = v >= 0 && v < 256 ? lut[v]! : (map[v] ?? 0);
     } else id = v;
     if (id < 0 || id >= NUM_CLASSES)
-      throw new Error(
+      throw new DataError(
         `${source}: label value ${v} at index ${i} is outside 0..${NUM_CLASSES - 1}` +
           (map ? ' after mapping' : ' (pass a label map if these are not Synapse ids)'),
       );
@@ -158,7 +160,7 @@ export function checkFinite(values: ArrayLike<number>, source: string, what = 'i
   for (let i = 0; i < values.length; i++) {
     const v = values[i]!;
     if (!Number.isFinite(v))
-      throw new Error(`${source}: ${what} value ${v} at index ${i} is not finite (NaN/Inf in the data)`);
+      throw new DataError(`${source}: ${what} value ${v} at index ${i} is not finite (NaN/Inf in the data)`);
   }
 }
 
