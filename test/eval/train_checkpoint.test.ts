@@ -7,6 +7,7 @@
  *    --img-size and a different --config are refused for training checkpoints;
  *  - the PyTorch-style state_dict export (config = the TrainConfig in its metadata) loads too.
  */
+import { createHash } from 'node:crypto';
 import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -155,9 +156,12 @@ describe('training checkpoints', () => {
       const data = decodeEntry(e, k);
       entries.set(k, { dtype: data instanceof Int32Array ? 'I32' : 'F32', shape: e.shape, data });
     }
+    // A consistent edit (metadata checksum recomputed): only the frozen-weight check can catch it.
+    const json = JSON.stringify(meta);
+    const metaSha = createHash('sha256').update(json).digest('hex');
     writeFileSync(
       join(dir, 'edited.safetensors'),
-      writeSafetensors(entries, { ...st.metadata, meta: JSON.stringify(meta) }),
+      writeSafetensors(entries, { ...st.metadata, meta: json, meta_sha256: metaSha }),
     );
     await expect(loadModel(gpu, join(dir, 'edited.safetensors'))).rejects.toThrow(
       /training checkpoint .*edited\.safetensors: the rebuilt frozen weights differ from the run's/,
