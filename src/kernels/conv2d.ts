@@ -483,6 +483,16 @@ function stridedPointwise(g: Conv2dGeometry, ...ts: Tensor[]): boolean {
   );
 }
 
+/**
+ * The gather + GEMM route for a strided 1x1 conv's forward and input gradient, on GPU-kind adapters
+ * only: on lavapipe the row kernels, which read the strided input in place, measured 1.2-1.5x
+ * faster forward and 1.7-3x faster for the input gradient at the ResNet18 downsample shapes
+ * (batch 2-24), while the weight gradient is 1.5-2.4x faster through the GEMM (it always takes it).
+ */
+function stridedPointwiseViaGemm(g: Conv2dGeometry, ...ts: Tensor[]): boolean {
+  return ts[0]!.gpu.profile.kind === 'gpu' && stridedPointwise(g, ...ts);
+}
+
 /** x (N, C, H, W) -> x[:, :, ::sy, ::sx] as a new (N, C, Ho, Wo) tensor. */
 function subsample(x: Tensor, g: Conv2dGeometry, C: number): Tensor {
   const out = Tensor.empty(x.gpu, [g.N, C, g.Ho, g.Wo]);
@@ -521,7 +531,7 @@ export function runConv2dForward(
     runGemm({ a: w, b: x, c: y, M: g.Cout, N: HW, K: g.Cin, batch: g.N, aBatchStride: 0 });
     return;
   }
-  if (!bias && stridedPointwise(g, x, y)) {
+  if (!bias && stridedPointwiseViaGemm(g, x, y)) {
     const xs = subsample(x, g, g.Cin);
     runGemm({ a: w, b: xs, c: y, M: g.Cout, N: g.Ho * g.Wo, K: g.Cin, batch: g.N, aBatchStride: 0 });
     xs.dispose();
@@ -619,7 +629,7 @@ export function runConv2dInputGrad(dy: Tensor, w: Tensor, dx: Tensor, g: Conv2dG
     });
     return;
   }
-  if (stridedPointwise(g, dx, dy)) {
+  if (stridedPointwiseViaGemm(g, dx, dy)) {
     const t = Tensor.empty(dx.gpu, [g.N, g.Cin, g.Ho, g.Wo]);
     const HoWo = g.Ho * g.Wo;
     runGemm({ a: w, b: dy, c: t, M: g.Cin, N: HoWo, K: g.Cout, batch: g.N, aBatchStride: 0, transA: true });
