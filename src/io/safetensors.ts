@@ -7,7 +7,8 @@
 import { fmt, numel } from '../util/shape.js';
 
 export type StDType = 'F32' | 'F16' | 'BF16' | 'F64' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
-const ITEM: Record<StDType, number> = {
+/** Bytes per element of each safetensors dtype. */
+export const ST_ITEM_BYTES: Readonly<Record<StDType, number>> = {
   F32: 4,
   F16: 2,
   BF16: 2,
@@ -81,7 +82,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     const e = v as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (!e || typeof e !== 'object') fail(`tensor '${name}': entry is not an object`);
     const dtype = e.dtype as StDType;
-    if (typeof dtype !== 'string' || !(dtype in ITEM))
+    if (typeof dtype !== 'string' || !(dtype in ST_ITEM_BYTES))
       fail(`tensor '${name}': unsupported dtype ${String(e.dtype)}`);
     const shape = e.shape;
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
@@ -91,7 +92,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
       fail(`tensor '${name}': invalid data_offsets ${JSON.stringify(offs)}`);
     const [b, end] = offs as [number, number];
     const count = numel(shape as number[]);
-    const want = count * ITEM[dtype];
+    const want = count * ST_ITEM_BYTES[dtype];
     if (!Number.isSafeInteger(want) || end < b || end - b !== want)
       fail(
         `tensor '${name}': ${dtype}${fmt(shape as number[])} needs ${want} bytes, offsets give ${end - b}`,

@@ -20,6 +20,7 @@ import {
   decodeEntry,
   parseSafetensors,
   SafetensorsError,
+  ST_ITEM_BYTES,
   writeSafetensors,
   type SafeTensors,
 } from '../../src/io/safetensors.js';
@@ -41,18 +42,7 @@ const fixtures = join(import.meta.dirname, '..', 'fixtures');
 /** Seeds of the mutation streams (FUZZ_SEED shifts them). */
 const SEEDS = { bytes: 0x5afe01, length: 0x5afe02, json: 0x5afe03, data: 0x5afe04 };
 
-const ITEM: Record<string, number> = {
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  F64: 8,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
-};
+const ITEM: Readonly<Record<string, number>> = ST_ITEM_BYTES;
 
 function allDtypes(): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', note: 'all dtypes' } };
