@@ -218,19 +218,28 @@ export function parseNifti(bytes: Uint8Array, source = 'NIfTI data'): NiftiVolum
   };
 }
 
-/** Flip rows/columns so image up = anterior, image left = patient right (axis-aligned affines). */
-function radiologicalFlips(v: NiftiVolume, source: string): { flipRows: boolean; flipCols: boolean } {
-  const a = v.affine;
-  const col = (j: number) => [a[0]?.[j] ?? 0, a[1]?.[j] ?? 0, a[2]?.[j] ?? 0];
+/**
+ * Flips that show an axial slice in the radiological convention (image up = anterior, image left =
+ * patient right) for an axis-aligned affine; null when the affine is oblique or not axial.
+ */
+export function radiologicalAxialFlips(
+  affine: readonly (readonly number[])[],
+): { flipRows: boolean; flipCols: boolean } | null {
+  const col = (j: number) => [affine[0]?.[j] ?? 0, affine[1]?.[j] ?? 0, affine[2]?.[j] ?? 0];
   const ci = col(0); // direction of x (columns)
   const cj = col(1); // direction of y (rows)
   const dom = (c: number[]) => c.map(Math.abs).indexOf(Math.max(...c.map(Math.abs)));
-  if (dom(ci) !== 0 || dom(cj) !== 1)
-    throw new NiftiError(`${source}: orientation 'radiological' needs an axial, axis-aligned affine`);
+  if (dom(ci) !== 0 || dom(cj) !== 1) return null;
   // NIfTI world space is RAS+ (+x = patient right, +y = anterior). Radiological display puts patient
   // right on image left, so columns must run toward patient left (world x decreasing) and rows
   // must run anterior → posterior (world y decreasing).
   return { flipCols: ci[0]! > 0, flipRows: cj[1]! > 0 };
+}
+
+function radiologicalFlips(v: NiftiVolume, source: string): { flipRows: boolean; flipCols: boolean } {
+  const f = radiologicalAxialFlips(v.affine);
+  if (!f) throw new NiftiError(`${source}: orientation 'radiological' needs an axial, axis-aligned affine`);
+  return f;
 }
 
 function flipVolume<T extends ArrayLike<number> & { [i: number]: number; length: number }>(

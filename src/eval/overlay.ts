@@ -8,6 +8,7 @@
  */
 import { encode } from 'fast-png';
 import { ORGAN_NAMES } from './report.js';
+import { radiologicalAxialFlips } from '../data/nifti.js';
 
 /** RGB per label; index 0 (background) is unused. */
 export const ORGAN_COLOURS: readonly (readonly [number, number, number])[] = [
@@ -324,10 +325,5 @@ export function radiologicalDisplayFlips(affine: readonly (readonly number[])[])
   flipRows: boolean;
   flipCols: boolean;
 } {
-  const col = (j: number) => [affine[0]?.[j] ?? 0, affine[1]?.[j] ?? 0, affine[2]?.[j] ?? 0];
-  const dom = (c: number[]) => c.map(Math.abs).indexOf(Math.max(...c.map(Math.abs)));
-  const ci = col(0);
-  const cj = col(1);
-  if (dom(ci) !== 0 || dom(cj) !== 1) return { flipRows: false, flipCols: false };
-  return { flipCols: ci[0]! > 0, flipRows: cj[1]! > 0 };
+  return radiologicalAxialFlips(affine) ?? { flipRows: false, flipCols: false };
 }
