@@ -13,6 +13,7 @@ import { loadModelFromCheckpoint, readModelCheckpoint, type ModelCheckpoint } fr
 import { Gpu } from '../gpu/device.js';
 import { createNodeDevice, releaseDawn, type NodeDevice } from '../platform/node.js';
 import { datasetSpec as runDatasetSpec } from '../train/loop.js';
+import { intArg, scanArgs, UsageError } from './args.js';
 
 const USAGE = `usage: npm run eval -- --checkpoint C --data DIR [options]
 
@@ -53,29 +54,9 @@ interface EvalArgs {
   quiet: boolean;
 }
 
-class UsageError extends Error {}
-
-function intArg(flag: string, v: string | undefined, min = 1): number {
-  if (v === undefined) throw new UsageError(`${flag} needs a value`);
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new UsageError(`${flag} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
-
 export function parseEvalArgs(argv: readonly string[]): EvalArgs | 'help' {
   const a: Partial<EvalArgs> & { phantom: EvalArgs['phantom'] } = { phantom: {} };
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]!;
-    if (raw === '-h' || raw === '--help') return 'help';
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const takes = () => (raw.startsWith('--') && eq > 0 ? raw.slice(eq + 1) : argv[++i]);
-    const str = () => {
-      const v = takes();
-      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
+  const help = scanArgs(argv, ({ raw, flag, takes, str }) => {
     switch (flag) {
       case '--checkpoint':
         a.checkpoint = str();
@@ -136,7 +117,8 @@ export function parseEvalArgs(argv: readonly string[]): EvalArgs | 'help' {
       default:
         throw new UsageError(`unknown argument '${raw}'`);
     }
-  }
+  });
+  if (help) return 'help';
   if (!a.checkpoint) throw new UsageError('--checkpoint is required');
   return {
     checkpoint: a.checkpoint,

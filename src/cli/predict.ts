@@ -15,6 +15,7 @@ import { encodePrediction, predictNifti, writePredictionOverlays } from '../app/
 import { Gpu } from '../gpu/device.js';
 import { niftiGzipFor, readNiftiGeometry } from '../io/nifti_write.js';
 import { createNodeDevice, releaseDawn, type NodeDevice } from '../platform/node.js';
+import { intArg, scanArgs, UsageError } from './args.js';
 
 const USAGE = `usage: npm run predict -- --checkpoint C --input volume.nii[.gz] --out mask.nii[.gz] [options]
 
@@ -35,8 +36,6 @@ const USAGE = `usage: npm run predict -- --checkpoint C --input volume.nii[.gz] 
   --quiet             less output
   -h, --help          this text`;
 
-class UsageError extends Error {}
-
 interface PredictArgs {
   checkpoint: string;
   input: string;
@@ -53,28 +52,10 @@ interface PredictArgs {
   quiet: boolean;
 }
 
-function intArg(flag: string, v: string | undefined, min = 1): number {
-  if (v === undefined) throw new UsageError(`${flag} needs a value`);
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new UsageError(`${flag} must be an integer >= ${min}, got '${v}'`);
-  return n;
-}
-
 export function parsePredictArgs(argv: readonly string[]): PredictArgs | 'help' {
   const a: Partial<PredictArgs> = {};
   let noWindow = false;
-  for (let i = 0; i < argv.length; i++) {
-    const raw = argv[i]!;
-    if (raw === '-h' || raw === '--help') return 'help';
-    const eq = raw.indexOf('=');
-    const flag = raw.startsWith('--') && eq > 0 ? raw.slice(0, eq) : raw;
-    const takes = () => (raw.startsWith('--') && eq > 0 ? raw.slice(eq + 1) : argv[++i]);
-    const str = () => {
-      const v = takes();
-      if (v === undefined || v === '') throw new UsageError(`${flag} needs a value`);
-      return v;
-    };
+  const help = scanArgs(argv, ({ raw, flag, takes, str }) => {
     switch (flag) {
       case '--checkpoint':
         a.checkpoint = str();
@@ -132,7 +113,8 @@ export function parsePredictArgs(argv: readonly string[]): PredictArgs | 'help' 
       default:
         throw new UsageError(`unknown argument '${raw}'`);
     }
-  }
+  });
+  if (help) return 'help';
   if (!a.checkpoint) throw new UsageError('--checkpoint is required');
   if (!a.input) throw new UsageError('--input is required');
   if (!a.out) throw new UsageError('--out is required');
