@@ -20,8 +20,10 @@ const tsDir = join(dataRoot, 'totalsegmentator-example');
 const pngDir = join(dataRoot, 'sam-med2d-demo');
 const haveTs = existsSync(join(tsDir, 'example_seg.nii.gz'));
 const havePng = existsSync(join(pngDir, 'images'));
-if (!haveTs) console.warn(`realdata: skipping TotalSegmentator tests, ${tsDir} is missing`);
-if (!havePng) console.warn(`realdata: skipping SAM-Med2D demo tests, ${pngDir} is missing`);
+if (!haveTs)
+  console.warn(`data/realdata (issue 4, real data): skipping TotalSegmentator tests, ${tsDir} is missing`);
+if (!havePng)
+  console.warn(`data/realdata (issue 4, real data): skipping SAM-Med2D demo tests, ${pngDir} is missing`);
 
 describe.skipIf(!haveTs)('TotalSegmentator example (NIfTI)', () => {
   test('shapes, dtypes and spacing as SOURCE.md lists them', () => {

@@ -21,8 +21,10 @@ const tsDir = join(dataRoot, 'totalsegmentator-example');
 const pngDir = join(dataRoot, 'sam-med2d-demo');
 const haveTs = existsSync(join(tsDir, 'example_seg.nii.gz'));
 const havePng = existsSync(join(pngDir, 'images'));
-if (!haveTs) console.warn(`train/realdata: skipping the NIfTI training run, ${tsDir} is missing`);
-if (!havePng) console.warn(`train/realdata: skipping the PNG training run, ${pngDir} is missing`);
+if (!haveTs)
+  console.warn(`train/realdata (issue 4, real data): skipping the NIfTI training run, ${tsDir} is missing`);
+if (!havePng)
+  console.warn(`train/realdata (issue 4, real data): skipping the PNG training run, ${pngDir} is missing`);
 
 let gpu: Gpu;
 beforeAll(async () => {

@@ -39,7 +39,7 @@ try {
   if (process.env.CI === 'true')
     throw new Error(`train/torch_interop: ${PY} cannot import torch; run bash scripts/setup-python-torch.sh`);
   console.warn(
-    `train/torch_interop: skipped, ${PY} with torch is not available (Debian: apt-get install python3-torch)`,
+    `train/torch_interop (issue 4, PyTorch-style state_dict export): skipped, ${PY} with torch is not available (Debian: apt-get install python3-torch)`,
   );
 }
 
