@@ -44,3 +44,25 @@ export function intArg(flag: string, v: string | undefined, min = 1): number {
     throw new UsageError(`${flag} must be an integer >= ${min}, got '${v}'`);
   return n;
 }
+
+/**
+ * Parses `argv` with `parse`; prints the usage for --help (exit code 0) or the message and the
+ * usage for a UsageError (exit code 2). Returns the parsed arguments or that exit code.
+ */
+export function parseOrExitCode<T>(
+  name: string,
+  usage: string,
+  argv: readonly string[],
+  parse: (argv: readonly string[]) => T | 'help',
+): T | number {
+  try {
+    const p = parse(argv);
+    if (p !== 'help') return p;
+    console.log(usage);
+    return 0;
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    console.error(`${name}: ${e.message}\n\n${usage}`);
+    return 2;
+  }
+}

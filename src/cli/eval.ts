@@ -5,15 +5,13 @@
  * prints the per-organ table and writes <out>/eval.json and <out>/eval.md. Exit codes: 0 done,
  * 1 failure while running, 2 usage / file / checkpoint errors.
  */
-import { pathToFileURL } from 'node:url';
 import { openDataset, type Dataset, type DatasetSpec } from '../data/datasets.js';
 import type { LabelMapName } from '../data/labels.js';
 import { evaluate } from '../eval/evaluate.js';
-import { loadModelFromCheckpoint, readModelCheckpoint, type ModelCheckpoint } from '../app/load_model.js';
-import { Gpu } from '../gpu/device.js';
-import { createNodeDevice, releaseDawn, type NodeDevice } from '../platform/node.js';
+import { readModelCheckpoint, type ModelCheckpoint } from '../app/load_model.js';
 import { datasetSpec as runDatasetSpec } from '../train/loop.js';
-import { intArg, scanArgs, UsageError } from './args.js';
+import { intArg, parseOrExitCode, scanArgs, UsageError } from './args.js';
+import { runIfScript, withLoadedModel } from './session.js';
 
 const USAGE = `usage: npm run eval -- --checkpoint C --data DIR [options]
 
@@ -156,19 +154,8 @@ function datasetSpec(args: EvalArgs, ck: ModelCheckpoint): DatasetSpec {
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let args: EvalArgs;
-  try {
-    const p = parseEvalArgs(argv);
-    if (p === 'help') {
-      console.log(USAGE);
-      return 0;
-    }
-    args = p;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`eval: ${e.message}\n\n${USAGE}`);
-    return 2;
-  }
+  const args = parseOrExitCode('eval', USAGE, argv, parseEvalArgs);
+  if (typeof args === 'number') return args;
   const say = (l: string) => {
     if (!args.quiet) console.log(l);
   };
@@ -190,76 +177,40 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
 
-  let node: NodeDevice | null = null;
-  let gpu: Gpu | null = null;
-  try {
-    try {
-      node = await createNodeDevice(args.backend ? { backend: args.backend } : {});
-    } catch (e) {
-      console.error(`eval: no WebGPU device: ${(e as Error).message}`);
-      return 2;
-    }
-    gpu = new Gpu({ device: node.device, adapterInfo: node.info, owned: false });
-    let loaded;
-    try {
-      loaded = await loadModelFromCheckpoint(gpu, ck, { config: args.config, imgSize: args.imgSize });
-    } catch (e) {
-      console.error(`eval: ${(e as Error).message}`);
-      return 2;
-    }
+  const opts = { config: args.config, imgSize: args.imgSize };
+  return withLoadedModel('eval', args.backend, ck, opts, async (gpu, loaded) => {
     const cfg = loaded.config;
     say(
       `eval: ${args.checkpoint} (${ck.format}; config ${loaded.configHow}; network ${cfg.imgSize}x${cfg.imgSize}, ` +
         `${cfg.numClasses} classes${loaded.variant !== 'lst' ? `, variant ${loaded.variant}` : ''}) on ${gpu.profile.description || 'unknown adapter'}`,
     );
     for (const n of loaded.notes) say(`note: ${n}`);
-    try {
-      const res = await evaluate(loaded.predictor, dataset, {
+    const res = await evaluate(loaded.predictor, dataset, {
+      inputSize: args.inputSize,
+      batchSize: args.batchSize,
+      ...(args.limit ? { limit: args.limit } : {}),
+      outDir: args.out,
+      overlayDir: args.overlays ? `${args.out}/overlays` : null,
+      log: say,
+      perCase: true,
+      meta: {
+        checkpoint: args.checkpoint,
+        checkpointFormat: ck.format,
+        config: loaded.configHow,
+        variant: loaded.variant,
+        imgSize: cfg.imgSize,
         inputSize: args.inputSize,
         batchSize: args.batchSize,
-        ...(args.limit ? { limit: args.limit } : {}),
-        outDir: args.out,
-        overlayDir: args.overlays ? `${args.out}/overlays` : null,
-        log: say,
-        perCase: true,
-        meta: {
-          checkpoint: args.checkpoint,
-          checkpointFormat: ck.format,
-          config: loaded.configHow,
-          variant: loaded.variant,
-          imgSize: cfg.imgSize,
-          inputSize: args.inputSize,
-          batchSize: args.batchSize,
-          adapter: gpu.profile.description || 'unknown',
-        },
-      });
-      const table = res.markdown.split('\n## Per case')[0]!.trim();
-      console.log(`\n${table}\n`);
-      if (res.files) console.log(`eval: wrote ${res.files.json} and ${res.files.md}`);
-      const ov = res.cases.flatMap((c) => c.overlays);
-      if (ov.length) say(`eval: wrote ${ov.length} overlays into ${args.out}/overlays`);
-      return 0;
-    } finally {
-      loaded.model.dispose();
-    }
-  } catch (e) {
-    console.error(`eval: ${(e as Error).stack ?? String(e)}`);
-    return 1;
-  } finally {
-    gpu?.destroy();
-    node?.close();
-    releaseDawn();
-  }
+        adapter: gpu.profile.description || 'unknown',
+      },
+    });
+    const table = res.markdown.split('\n## Per case')[0]!.trim();
+    console.log(`\n${table}\n`);
+    if (res.files) console.log(`eval: wrote ${res.files.json} and ${res.files.md}`);
+    const ov = res.cases.flatMap((c) => c.overlays);
+    if (ov.length) say(`eval: wrote ${ov.length} overlays into ${args.out}/overlays`);
+    return 0;
+  });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfScript(import.meta.url, main);

@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Gpu } from '../gpu/device.js';
 import { createNodeDevice, releaseDawn } from '../platform/node.js';
 import {
@@ -17,6 +16,7 @@ import {
   runParityCase,
   type ParityManifest,
 } from '../train/parity.js';
+import { runIfScript } from './session.js';
 
 const USAGE = 'usage: npm run parity -- --manifest <case.json> [--quiet]';
 
@@ -89,14 +89,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfScript(import.meta.url, main);

@@ -8,14 +8,12 @@
  */
 import { existsSync, readFileSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { pathToFileURL } from 'node:url';
-import { loadModelFromCheckpoint, readModelCheckpoint, type ModelCheckpoint } from '../app/load_model.js';
+import { readModelCheckpoint, type ModelCheckpoint } from '../app/load_model.js';
 import { organName } from '../eval/report.js';
 import { encodePrediction, predictNifti, writePredictionOverlays } from '../app/predict.js';
-import { Gpu } from '../gpu/device.js';
 import { niftiGzipFor, readNiftiGeometry } from '../io/nifti_write.js';
-import { createNodeDevice, releaseDawn, type NodeDevice } from '../platform/node.js';
-import { intArg, scanArgs, UsageError } from './args.js';
+import { intArg, parseOrExitCode, scanArgs, UsageError } from './args.js';
+import { runIfScript, withLoadedModel } from './session.js';
 
 const USAGE = `usage: npm run predict -- --checkpoint C --input volume.nii[.gz] --out mask.nii[.gz] [options]
 
@@ -143,19 +141,8 @@ export function parsePredictArgs(argv: readonly string[]): PredictArgs | 'help' 
 }
 
 export async function main(argv: readonly string[]): Promise<number> {
-  let args: PredictArgs;
-  try {
-    const p = parsePredictArgs(argv);
-    if (p === 'help') {
-      console.log(USAGE);
-      return 0;
-    }
-    args = p;
-  } catch (e) {
-    if (!(e instanceof UsageError)) throw e;
-    console.error(`predict: ${e.message}\n\n${USAGE}`);
-    return 2;
-  }
+  const args = parseOrExitCode('predict', USAGE, argv, parsePredictArgs);
+  if (typeof args === 'number') return args;
   const say = (l: string) => {
     if (!args.quiet) console.log(l);
   };
@@ -186,104 +173,68 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
 
-  let node: NodeDevice | null = null;
-  let gpu: Gpu | null = null;
-  try {
+  const opts = { config: args.config, imgSize: args.imgSize };
+  return withLoadedModel('predict', args.backend, ck, opts, async (gpu, loaded) => {
+    const cfg = loaded.config;
+    say(
+      `predict: ${args.checkpoint} (${ck.format}; config ${loaded.configHow}; network ${cfg.imgSize}x${cfg.imgSize}) ` +
+        `on ${gpu.profile.description || 'unknown adapter'}`,
+    );
+    for (const n of loaded.notes) say(`note: ${n}`);
+    const t0 = performance.now();
+    let pred;
     try {
-      node = await createNodeDevice(args.backend ? { backend: args.backend } : {});
+      let last = t0;
+      pred = await predictNifti(loaded.predictor, input, args.input, {
+        window: args.window,
+        orientation: args.orientation,
+        inputSize: args.inputSize,
+        batchSize: args.batchSize,
+        onProgress: (done, all) => {
+          const now = performance.now();
+          if (done < all && now - last > 15000) {
+            last = now;
+            say(`predict: ${done}/${all} slices`);
+          }
+        },
+      });
     } catch (e) {
-      console.error(`predict: no WebGPU device: ${(e as Error).message}`);
-      return 2;
+      const name = (e as Error).name;
+      if (
+        name === 'NiftiError' ||
+        name === 'NiftiWriteError' ||
+        name === 'DataError' ||
+        name === 'PredictError'
+      ) {
+        console.error(`predict: ${(e as Error).message}`);
+        return 2;
+      }
+      throw e;
     }
-    gpu = new Gpu({ device: node.device, adapterInfo: node.info, owned: false });
-    let loaded;
-    try {
-      loaded = await loadModelFromCheckpoint(gpu, ck, { config: args.config, imgSize: args.imgSize });
-    } catch (e) {
-      console.error(`predict: ${(e as Error).message}`);
-      return 2;
-    }
-    try {
-      const cfg = loaded.config;
-      say(
-        `predict: ${args.checkpoint} (${ck.format}; config ${loaded.configHow}; network ${cfg.imgSize}x${cfg.imgSize}) ` +
-          `on ${gpu.profile.description || 'unknown adapter'}`,
-      );
-      for (const n of loaded.notes) say(`note: ${n}`);
-      const t0 = performance.now();
-      let pred;
+    const [d, h, w] = pred.shape;
+    say(
+      `predict: ${args.input}: ${w}x${h}x${d} (x, y, z) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+    writeFileSync(args.out, encodePrediction(pred, niftiGzipFor(args.out)));
+    const organs = pred.counts
+      .map((n, l) => [l, n] as const)
+      .filter(([l, n]) => l > 0 && n > 0)
+      .map(([l, n]) => `${organName(l)} ${n}`);
+    say(`predict: voxels per organ: ${organs.length ? organs.join(', ') : 'none'}`);
+    console.log(`predict: wrote ${args.out}`);
+    if (args.overlays) {
+      const stem = basename(args.input).replace(/\.nii(\.gz)?$/i, '');
+      let files: string[];
       try {
-        let last = t0;
-        pred = await predictNifti(loaded.predictor, input, args.input, {
-          window: args.window,
-          orientation: args.orientation,
-          inputSize: args.inputSize,
-          batchSize: args.batchSize,
-          onProgress: (done, all) => {
-            const now = performance.now();
-            if (done < all && now - last > 15000) {
-              last = now;
-              say(`predict: ${done}/${all} slices`);
-            }
-          },
-        });
+        files = writePredictionOverlays(pred, args.overlays, args.slices, stem);
       } catch (e) {
-        const name = (e as Error).name;
-        if (
-          name === 'NiftiError' ||
-          name === 'NiftiWriteError' ||
-          name === 'DataError' ||
-          name === 'PredictError'
-        ) {
-          console.error(`predict: ${(e as Error).message}`);
-          return 2;
-        }
-        throw e;
+        console.error(`predict: ${(e as Error).message}`);
+        return 2;
       }
-      const [d, h, w] = pred.shape;
-      say(
-        `predict: ${args.input}: ${w}x${h}x${d} (x, y, z) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
-      );
-      writeFileSync(args.out, encodePrediction(pred, niftiGzipFor(args.out)));
-      const organs = pred.counts
-        .map((n, l) => [l, n] as const)
-        .filter(([l, n]) => l > 0 && n > 0)
-        .map(([l, n]) => `${organName(l)} ${n}`);
-      say(`predict: voxels per organ: ${organs.length ? organs.join(', ') : 'none'}`);
-      console.log(`predict: wrote ${args.out}`);
-      if (args.overlays) {
-        const stem = basename(args.input).replace(/\.nii(\.gz)?$/i, '');
-        let files: string[];
-        try {
-          files = writePredictionOverlays(pred, args.overlays, args.slices, stem);
-        } catch (e) {
-          console.error(`predict: ${(e as Error).message}`);
-          return 2;
-        }
-        console.log(`predict: wrote ${files.length} overlays into ${args.overlays}`);
-      }
-      return 0;
-    } finally {
-      loaded.model.dispose();
+      console.log(`predict: wrote ${files.length} overlays into ${args.overlays}`);
     }
-  } catch (e) {
-    console.error(`predict: ${(e as Error).stack ?? String(e)}`);
-    return 1;
-  } finally {
-    gpu?.destroy();
-    node?.close();
-    releaseDawn();
-  }
+    return 0;
+  });
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfScript(import.meta.url, main);

@@ -8,7 +8,6 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { Gpu } from '../gpu/device.js';
 import { createNodeDevice, releaseDawn } from '../platform/node.js';
 import { exportStateDict, readCheckpoint, type Checkpoint } from '../train/checkpoint.js';
@@ -23,6 +22,7 @@ import { buildModel } from '../train/variant.js';
 import { CHECKPOINT_FILE, NonFiniteLossError, train } from '../train/loop.js';
 import { restoreCheckpoint } from '../train/checkpoint.js';
 import { AdamW } from '../optim/adamw.js';
+import { runIfScript } from './session.js';
 
 function checkpointPath(p: string): string {
   if (existsSync(p) && statSync(p).isDirectory()) return join(p, CHECKPOINT_FILE);
@@ -98,14 +98,4 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      process.exitCode = code;
-    },
-    (e: unknown) => {
-      console.error(e);
-      process.exitCode = 1;
-    },
-  );
-}
+runIfScript(import.meta.url, main);
