@@ -1,8 +1,9 @@
 /**
  * Benchmark harness: each case sets up the same work for our kernels and for
  * @tensorflow/tfjs-backend-webgpu on the same GPUDevice, in one process. Timing is tinybench's
- * median over runs after warm-up, each run synced with queue.onSubmittedWorkDone (no readback).
- * The first run (pipeline creation included) is reported apart as compile time.
+ * median over runs after warm-up, each run synced with queue.onSubmittedWorkDone (no readback),
+ * in alternating rounds of ours and tfjs (see runCase). The first run (pipeline creation
+ * included) is reported apart as compile time.
  */
 import type * as tfjs from '@tensorflow/tfjs-core';
 import { Bench } from 'tinybench';
@@ -43,23 +44,25 @@ export interface BenchRecord {
 }
 
 export interface TimeOptions {
-  /** Minimum measured time per task in ms. */
+  /** Minimum measured time per task and round in ms. */
   time: number;
   iterations: number;
+  /** Alternating rounds (ours, then tfjs) whose per-round ratios give the reported ratio. */
+  rounds: number;
 }
 
-async function timeRunner(
-  name: string,
-  r: Runner,
-  o: TimeOptions,
-): Promise<{ median: number; first: number }> {
+/** First run of a runner (pipeline creation included), in ms. */
+async function firstRun(r: Runner): Promise<number> {
   const t0 = performance.now();
   r.run();
   await r.sync();
-  const first = performance.now() - t0;
-  // Slow cases (tfjs weight gradients at batch 24 take minutes per run): fewer samples, no warm-up
+  return performance.now() - t0;
+}
+
+/** tinybench's median latency of one round of runs. */
+async function sampleRound(name: string, r: Runner, o: TimeOptions, slow: boolean): Promise<number> {
+  // Slow cases (tfjs weight gradients at batch 24 take minutes per run): two runs, no warm-up
   // beyond the first run already made.
-  const slow = first > 5000;
   const bench = new Bench({
     time: slow ? 0 : o.time,
     iterations: slow ? 2 : o.iterations,
@@ -75,9 +78,20 @@ async function timeRunner(
   const res = task?.result as { latency?: { p50?: number } } | undefined;
   const median = res?.latency?.p50;
   if (median === undefined) throw new Error(`benchmark '${name}' produced no result`);
-  return { median, first };
+  return median;
 }
 
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/**
+ * Times our runner and tfjs's in alternating rounds (ours, tfjs, ours, tfjs, ...), so load on a
+ * shared machine hits both sides alike: each side's time is the median of its round medians, the
+ * ratio the median of the per-round ratios. Both runners stay set up for the whole case.
+ */
 export async function runCase(
   c: BenchCase,
   gpu: Gpu,
@@ -86,27 +100,37 @@ export async function runCase(
   o: TimeOptions,
 ): Promise<BenchRecord> {
   const ours = c.ours(gpu);
-  const a = await timeRunner(`${c.kernel} ours ${c.shape}`, ours, o);
-  ours.dispose();
-  let b: { median: number; first: number } | null = null;
-  if (tf && tfDevice && c.tfjs) {
-    const t = c.tfjs(tf, tfDevice);
-    b = await timeRunner(`${c.kernel} tfjs ${c.shape}`, t, o);
-    t.dispose();
+  const theirs = tf && tfDevice && c.tfjs ? c.tfjs(tf, tfDevice) : null;
+  try {
+    const oursFirst = await firstRun(ours);
+    const tfFirst = theirs ? await firstRun(theirs) : null;
+    const slow = oursFirst > 5000 || (tfFirst ?? 0) > 5000;
+    const rounds = slow ? 1 : Math.max(1, o.rounds);
+    const a: number[] = [];
+    const b: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      a.push(await sampleRound(`${c.kernel} ours ${c.shape}`, ours, o, slow));
+      if (theirs) b.push(await sampleRound(`${c.kernel} tfjs ${c.shape}`, theirs, o, slow));
+    }
+    const oursMs = median(a);
+    const tfMs = theirs ? median(b) : null;
+    const g = (ms: number) => c.flops / (ms * 1e6);
+    return {
+      kernel: c.kernel,
+      shape: c.shape,
+      ours_gflops: round(g(oursMs)),
+      tfjs_gflops: tfMs !== null ? round(g(tfMs)) : null,
+      ratio: theirs ? round(median(b.map((t, i) => t / a[i]!))) : null,
+      ours_ms: round(oursMs),
+      tfjs_ms: tfMs !== null ? round(tfMs) : null,
+      ours_first_ms: round(oursFirst),
+      tfjs_first_ms: tfFirst !== null ? round(tfFirst) : null,
+      ...(c.bytes ? { ours_gbps: round(c.bytes / (oursMs * 1e6)) } : {}),
+    };
+  } finally {
+    ours.dispose();
+    theirs?.dispose();
   }
-  const g = (ms: number) => c.flops / (ms * 1e6);
-  return {
-    kernel: c.kernel,
-    shape: c.shape,
-    ours_gflops: round(g(a.median)),
-    tfjs_gflops: b ? round(g(b.median)) : null,
-    ratio: b ? round(b.median / a.median) : null,
-    ours_ms: round(a.median),
-    tfjs_ms: b ? round(b.median) : null,
-    ours_first_ms: round(a.first),
-    tfjs_first_ms: b ? round(b.first) : null,
-    ...(c.bytes ? { ours_gbps: round(c.bytes / (a.median * 1e6)) } : {}),
-  };
 }
 
 function round(x: number): number {

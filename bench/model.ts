@@ -5,7 +5,9 @@
  *    layout), and the peak GPU memory of that pass above the weights;
  *  - one cached training step: side network + decoder forward and backward + AdamW, batch 24 at
  *    224 (--quick: batch 2), with the encoder embedding given (as the cache provides it).
- * Writes bench/results/model.json and prints a Markdown table.
+ * Writes bench/results/model.json and prints a Markdown table. With --profile, one more cached
+ * step runs under Gpu.startProfiling() and its device time per kernel (timestamp queries) is
+ * printed and written to bench/results/step_profile.md / .json.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ import { Rng } from '../src/util/rng.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes('--quick');
+const profile = process.argv.includes('--profile');
 const reps = quick ? 2 : 3;
 
 async function median(f: () => Promise<void>, n: number): Promise<number> {
@@ -80,6 +83,27 @@ const B = quick ? 2 : 24;
     await loss.read();
     loss.dispose();
   }, reps);
+  if (profile) {
+    gpu.startProfiling();
+    const t0 = performance.now();
+    const loss = samLstTrainStep(model, opt, x, lab, { embedding: emb, lr: 1e-3 });
+    await loss.read();
+    loss.dispose();
+    const wall = performance.now() - t0;
+    const kernels = await gpu.stopProfiling();
+    const total = kernels.reduce((s, k) => s + k.ms, 0);
+    let md = `Cached training step, batch ${B} at 224: ${wall.toFixed(0)} ms wall (profiled), ${total.toFixed(0)} ms device time in kernels.\n\n`;
+    md += '| kernel {overrides} | calls | ms | share |\n| --- | ---: | ---: | ---: |\n';
+    for (const k of kernels)
+      md += `| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(1)} | ${((100 * k.ms) / total).toFixed(1)} % |\n`;
+    console.log(md);
+    mkdirSync(join(here, 'results'), { recursive: true });
+    writeFileSync(join(here, 'results', 'step_profile.md'), md);
+    writeFileSync(
+      join(here, 'results', 'step_profile.json'),
+      JSON.stringify({ batch: B, wall_ms: wall, kernels }, null, 2) + '\n',
+    );
+  }
   [x, emb, lab].forEach((t) => t.dispose());
   opt.dispose();
   model.dispose();

@@ -39,8 +39,9 @@ for (const f of files) {
   const mod = (await import(pathToFileURL(join(here, f)).href)) as { cases(o: BenchOpts): BenchCase[] };
   for (const c of mod.cases(opts)) {
     const r = await runCase(c, gpu, tf, node.device, {
-      time: opts.quick ? 300 : 2000,
+      time: opts.quick ? 300 : 1000,
       iterations: opts.quick ? 3 : 5,
+      rounds: opts.quick ? 3 : 5,
     });
     records.push(r);
     console.log(

@@ -22,7 +22,7 @@ export { tidy } from './tensor/scope.js';
 export type { HostTensor, DType } from './tensor/host.js';
 export { backward, noGrad, param } from './autograd/tape.js';
 export * as ops from './ops/index.js';
-export { Gpu, type AdapterProfile, type GpuStats } from './gpu/device.js';
+export { Gpu, type AdapterProfile, type GpuStats, type KernelTime } from './gpu/device.js';
 export * from './gpu/errors.js';
 export { ShapeError, type Shape } from './util/shape.js';
 export { ArgumentError } from './util/args.js';

@@ -17,6 +17,7 @@ import { BufferPool, type PoolStats, type PoolUsage } from './pool.js';
 import { DeviceLostError, GpuError, GpuOutOfMemoryError, GpuValidationError } from './errors.js';
 import type { KernelSpec } from './kernel.js';
 import { PipelineCache } from './pipelines.js';
+import { KernelProfiler, type KernelTime } from './profiler.js';
 import { packUniforms, uniformByteSize } from './uniforms.js';
 
 export interface AdapterProfile {
@@ -105,6 +106,14 @@ export function detectProfile(device: GPUDevice, info: GPUAdapterInfo | undefine
   };
 }
 
+/** A profiling key: the kernel's name, with its override constants when it has any. */
+function profileKey(name: string, overrides: Readonly<Record<string, number>>): string {
+  const o = Object.entries(overrides);
+  return o.length ? `${name}{${o.map(([k, v]) => `${k}=${v}`).join(',')}}` : name;
+}
+
+export type { KernelTime };
+
 export class Gpu {
   readonly device: GPUDevice;
   readonly profile: AdapterProfile;
@@ -132,6 +141,7 @@ export class Gpu {
   private destroyed = false;
   private counters = { dispatches: 0, submits: 0 };
   private fault: { kind: InjectedFault['kind']; on: InjectedFault['on']; left: number } | null = null;
+  private profiler: KernelProfiler | null = null;
 
   constructor(opts: GpuOptions) {
     this.device = opts.device;
@@ -301,7 +311,7 @@ export class Gpu {
       throw new GpuError(`kernel '${spec.name}' takes no uniforms`);
     }
     const bindGroup = this.device.createBindGroup({ layout, entries, label: spec.name });
-    const pass = this.computePass();
+    const pass = this.computePass(this.profiler ? profileKey(spec.name, overrides) : null);
     pass.setPipeline(pipeline);
     pass.setBindGroup(0, bindGroup);
     pass.dispatchWorkgroups(x, y, z);
@@ -367,9 +377,43 @@ export class Gpu {
     return this.encoder;
   }
 
-  private computePass(): GPUComputePassEncoder {
+  /** The open compute pass; while profiling, a new timestamped pass for each dispatch (`kernel`). */
+  private computePass(kernel: string | null): GPUComputePassEncoder {
+    if (kernel !== null && this.profiler) {
+      const enc = this.commandEncoder(); // ends the open pass
+      this.pass = enc.beginComputePass(this.profiler.passDescriptor(kernel));
+      return this.pass;
+    }
     if (!this.pass) this.pass = this.commandEncoder().beginComputePass();
     return this.pass;
+  }
+
+  /**
+   * Starts timing every dispatch on the device (timestamp queries; needs the `timestamp-query`
+   * feature, which the engine requests when the adapter offers it). Work recorded before is
+   * submitted first. See stopProfiling.
+   */
+  startProfiling(): void {
+    this.assertAlive();
+    if (!this.device.features.has('timestamp-query'))
+      throw new GpuError(
+        'kernel profiling needs the timestamp-query feature, which this device was created without',
+      );
+    if (this.profiler) throw new GpuError('kernel profiling is already on');
+    this.flush();
+    this.profiler = new KernelProfiler(this.device, this.maxDispatchesPerSubmit);
+  }
+
+  /** Submits pending work, stops profiling and returns device time per kernel, longest first. */
+  async stopProfiling(): Promise<KernelTime[]> {
+    const p = this.profiler;
+    if (!p) throw new GpuError('kernel profiling is not on (call startProfiling first)');
+    try {
+      await this.sync();
+    } finally {
+      this.profiler = null;
+    }
+    return p.results();
   }
 
   /** Submits everything recorded so far. */
@@ -387,7 +431,9 @@ export class Gpu {
     const dev = this.device;
     dev.pushErrorScope('out-of-memory');
     dev.pushErrorScope('validation');
+    this.profiler?.beforeSubmit(this.encoder);
     dev.queue.submit([this.encoder.finish()]);
+    this.profiler?.afterSubmit();
     const validation = dev.popErrorScope();
     const oom = dev.popErrorScope();
     this.watchScope(
@@ -479,6 +525,8 @@ export class Gpu {
     for (const b of [...this.volatileInBatch, ...[...this.volatileFree.values()].flat()]) b.destroy();
     this.volatileInBatch = [];
     this.volatileFree.clear();
+    this.profiler?.dispose();
+    this.profiler = null;
     if (this.owned) this.device.destroy();
   }
 

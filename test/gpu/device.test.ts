@@ -162,3 +162,58 @@ describe('pool, pipelines, ordering', () => {
     node.close();
   });
 });
+
+describe('kernel profiling (timestamp queries)', () => {
+  test('device time per kernel and override set, with call counts; results stay correct', async () => {
+    const gpu = await testGpu({ maxDispatchesPerSubmit: 3 });
+    if (!gpu.device.features.has('timestamp-query')) {
+      // The engine requests the feature whenever the adapter offers it; lavapipe and Dawn do.
+      expect(() => gpu.startProfiling()).toThrow(/timestamp-query/);
+      return;
+    }
+    const x = Tensor.fromData(
+      gpu,
+      Float32Array.from({ length: 1 << 16 }, (_, i) => i - 30000),
+      [1 << 16],
+    );
+    const y = Tensor.empty(gpu, x.shape);
+    const z = Tensor.empty(gpu, x.shape);
+    gpu.startProfiling();
+    expect(() => gpu.startProfiling()).toThrow(/already on/);
+    for (let i = 0; i < 4; i++) runUnary('relu', x, y); // over two submits (3 dispatches each)
+    runUnary('abs', x, z);
+    const prof = await gpu.stopProfiling();
+    const relu = prof.find((p) => p.kernel === 'elementwise.unary4{OP=0}');
+    const abs = prof.find((p) => p.kernel === 'elementwise.unary4{OP=7}');
+    expect(relu?.calls).toBe(4);
+    expect(abs?.calls).toBe(1);
+    expect(prof.reduce((s, p) => s + p.calls, 0)).toBe(5);
+    expect(relu!.ms).toBeGreaterThan(0);
+    for (let i = 1; i < prof.length; i++) expect(prof[i - 1]!.ms).toBeGreaterThanOrEqual(prof[i]!.ms);
+    const yv = await y.read();
+    expect(yv[0]).toBe(0);
+    expect(yv[40000]).toBe(10000);
+    expect((await z.read())[0]).toBe(30000);
+    // Off again: dispatches are not timed, a second stop is refused.
+    runUnary('relu', x, y);
+    await gpu.sync();
+    await expect(gpu.stopProfiling()).rejects.toThrow(/not on/);
+    [x, y, z].forEach((t) => t.dispose());
+  });
+
+  test('a device without timestamp-query is refused with a message naming the feature', async () => {
+    const node = await createNodeDevice();
+    const real = node.device;
+    const device = new Proxy(real, {
+      get(t, p) {
+        if (p === 'features') return new Set([...real.features].filter((f) => f !== 'timestamp-query'));
+        const v = Reflect.get(t, p, t) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
+    const gpu = new Gpu({ device, adapterInfo: node.info });
+    expect(() => gpu.startProfiling()).toThrow(/timestamp-query feature/);
+    gpu.destroy();
+    node.close();
+  });
+});
