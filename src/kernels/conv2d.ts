@@ -638,11 +638,16 @@ export function runConv2dInputGrad(dy: Tensor, w: Tensor, dx: Tensor, g: Conv2dG
     return;
   }
   const phases: Record<string, number>[] = [];
+  let zeroPhases = false;
   for (let ry = 0; ry < g.sy; ry++) {
     const ay = phaseAxis(ry, g.H, g.kh, g.sy, g.py, g.dy);
     for (let rx = 0; rx < g.sx; rx++) {
       const ax = phaseAxis(rx, g.W, g.kw, g.sx, g.px, g.dx);
       if (ay.count === 0 || ax.count === 0) continue;
+      if (ay.n === 0 || ax.n === 0) {
+        zeroPhases = true; // no tap reaches these positions (stride > kernel): zero-filled below
+        continue;
+      }
       phases.push({
         Qh: ay.count,
         Qw: ax.count,
@@ -665,6 +670,9 @@ export function runConv2dInputGrad(dy: Tensor, w: Tensor, dx: Tensor, g: Conv2dG
       });
     }
   }
+  // Positions no kernel tap reaches get zeros from one fill, recorded before the phases that
+  // write the others (cheaper than dispatching tap-less phases that store zeros one by one).
+  if (zeroPhases) dx.gpu.clear(dx.buffer, 0, dx.bytes);
   runRows({
     src: dy,
     dst: dx,
