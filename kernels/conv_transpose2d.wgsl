@@ -14,19 +14,26 @@
 //   *_k2s2 entries, which read and write vec4). w, bias, dw, db are always bound whole.
 //   dw_* and bias_grad add into their output when params.accumulate is 1 (later chunks).
 //
-// *_k2s2 (KH = KW = S = 2, W % 4 == 0): every input pixel owns a disjoint 2x2 output block, so each
-//   pass is a GEMM with K = Cin (forward), 4*Cout (dx) or N*H*W (dW). Register tiling with no
-//   shared memory and no barriers (see shared/notes/LAVAPIPE.md): an invocation owns 4 adjacent
-//   input pixels of one row (one vec4) and TC channels; w[i,o,0:2,0:2] is one vec4 (taps a*2+b).
-//   fwd:  acc[j][tap] (vec4 over 4 pixels) += w[i,o0+j][tap] * x[n,i,y,x:x+4]   over i; TC=TO
-//         stores two vec4 per (o, a): y[n,o,2y+a,2x:2x+8] interleaves the b=0 / b=1 taps.
-//   dx:   acc[j] (vec4 over 4 pixels) += sum_tap w[i0+j,o][tap] * dy[n,o,2y+a,2x+b::2]   over o
-//         (the 2x8 dy block of one o is 4 vec4 loads, de-interleaved in registers); TC=TI
+// *_k2s2 (KH = KW = S = 2, W even, H*W % 4 == 0): every input pixel owns a disjoint 2x2 output
+//   block, so each pass is a GEMM with K = Cin (forward), 4*Cout (dx) or N*H*W (dW). Register
+//   tiling with no shared memory and no barriers (see shared/notes/LAVAPIPE.md): an invocation
+//   owns a pixel quad (flat input pixels 4q..4q+3 of one plane: one vec4) and TC channels;
+//   w[i,o,0:2,0:2] is one vec4 (taps a*2+b). A quad is two pixel pairs (4q, 4q+1), (4q+2, 4q+3),
+//   each inside one input row (even start, W even); the second starts the next row when
+//   W % 4 == 2. A pair at (y, x) covers y[.., 2y+a, 2x:2x+4]: one vec4 in each of the two output
+//   rows (Wo = 2W is a multiple of 4), at pair_pos() and pair_pos() + Wo/4.
+//   fwd:  acc[j][tap] (vec4 over 4 pixels) += w[i,o0+j][tap] * x[n,i,quad]   over i; TC=TO
+//         stores two vec4 per (o, pair): lanes .xy (pair 0) / .zw (pair 1) with the b=0 / b=1
+//         taps interleaved.
+//   dx:   acc[j] (vec4 over 4 pixels) += sum_tap w[i0+j,o][tap] * dy[n,o,2y+a,2x+b]   over o
+//         (the dy blocks of the two pairs for one o are 4 vec4 loads, de-interleaved in
+//         registers); TC=TI
 //   dW:   one invocation per (TI input channels) x (TO output channels); acc[j][k][tap] (vec4 over
 //         pixel lanes) += x[n,i0+j,pix] * dy taps, summed over the chunk's pixels; per-image partial
 //         sums are folded into a scalar total after each image (blocked summation).
 //   Grid: fwd/dx: x,y = folded 1-D over (N * H*W/4) pixel quads in workgroups of WG; z = channel
-//   tiles. dW: 1-D folded over ceil(Cin/TI)*ceil(Cout/TO) invocations.
+//   tiles. dW: 1-D folded over ceil(Cin/TI)*ceil(Cout/TO) invocations, each looping over the
+//   H*W/4 quads of every image with the pair positions tracked incrementally.
 // *_direct (any KH, KW, S): one invocation per output element, scalar loops; the general fallback.
 // bias_grad: one invocation per output channel, sums the chunk's N*Ho*Wo values of dy.
 // Numerics: f32 accumulation in fma chains; out-of-range channels of a tile read a clamped valid
@@ -68,6 +75,13 @@ fn lin(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid.x;
 }
 
+// Vec4 index, inside one output-channel plane, of the 2x4 output block of the pixel pair that
+// starts at flat input pixel `pix` (even; W even): output rows 2y and 2y+1 at it and it + wo4.
+fn pair_pos(pix: u32, W: u32, wo4: u32) -> u32 {
+  let yy = pix / W;
+  return 2u * yy * wo4 + (pix - yy * W) / 2u;
+}
+
 @compute @workgroup_size(WG)
 fn fwd_k2s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -95,25 +109,25 @@ fn fwd_k2s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
       acc[j * 4u + 3u] = fma(vec4<f32>(wv.w), xv, acc[j * 4u + 3u]);
     }
   }
-  let pix = q * 4u;
-  let yy = pix / p.W;
-  let xx = pix - yy * p.W;
   let wo4 = p.Wo / 4u;
+  let r0 = pair_pos(q * 4u, p.W, wo4);
+  let r1 = pair_pos(q * 4u + 2u, p.W, wo4);
+  let plane4 = p.Ho * wo4;
   for (var j = 0u; j < TO; j = j + 1u) {
     let o = o0 + j;
     if (o < p.Cout) {
       var bv = 0.0;
       if (p.has_bias != 0u) { bv = bias[o]; }
       let b4 = vec4<f32>(bv);
-      let row0 = p.y_base / 4u + ((n * p.Cout + o) * p.Ho + 2u * yy) * wo4 + xx / 2u;
+      let ob = p.y_base / 4u + (n * p.Cout + o) * plane4;
       let a00 = acc[j * 4u + 0u];
       let a01 = acc[j * 4u + 1u];
       let a10 = acc[j * 4u + 2u];
       let a11 = acc[j * 4u + 3u];
-      y4[row0] = vec4<f32>(a00.x, a01.x, a00.y, a01.y) + b4;
-      y4[row0 + 1u] = vec4<f32>(a00.z, a01.z, a00.w, a01.w) + b4;
-      y4[row0 + wo4] = vec4<f32>(a10.x, a11.x, a10.y, a11.y) + b4;
-      y4[row0 + wo4 + 1u] = vec4<f32>(a10.z, a11.z, a10.w, a11.w) + b4;
+      y4[ob + r0] = vec4<f32>(a00.x, a01.x, a00.y, a01.y) + b4;
+      y4[ob + r1] = vec4<f32>(a00.z, a01.z, a00.w, a01.w) + b4;
+      y4[ob + r0 + wo4] = vec4<f32>(a10.x, a11.x, a10.y, a11.y) + b4;
+      y4[ob + r1 + wo4] = vec4<f32>(a10.z, a11.z, a10.w, a11.w) + b4;
     }
   }
 }
@@ -133,22 +147,23 @@ fn dx_k2s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let n = c / qp;
   let q = c - n * qp;
   let i0 = wid.z * TI;
-  let pix = q * 4u;
-  let yy = pix / p.W;
-  let xx = pix - yy * p.W;
   let wo4 = p.Wo / 4u;
   let plane4 = p.Ho * wo4;
+  let r0 = pair_pos(q * 4u, p.W, wo4);
+  let r1 = pair_pos(q * 4u + 2u, p.W, wo4);
   var acc: array<vec4<f32>, 16>;
   for (var k = 0u; k < 16u; k = k + 1u) { acc[k] = vec4<f32>(0.0); }
   var wrow = array<u32, 16>();
   for (var j = 0u; j < TI; j = j + 1u) { wrow[j] = min(i0 + j, p.Cin - 1u) * p.Cout; }
-  var di = p.y_base / 4u + n * p.Cout * plane4 + 2u * yy * wo4 + xx / 2u;
+  var di0 = p.y_base / 4u + n * p.Cout * plane4 + r0;
+  var di1 = p.y_base / 4u + n * p.Cout * plane4 + r1;
   for (var o = 0u; o < p.Cout; o = o + 1u) {
-    let d00 = dy4[di];
-    let d01 = dy4[di + 1u];
-    let d10 = dy4[di + wo4];
-    let d11 = dy4[di + wo4 + 1u];
-    di = di + plane4;
+    let d00 = dy4[di0];
+    let d01 = dy4[di1];
+    let d10 = dy4[di0 + wo4];
+    let d11 = dy4[di1 + wo4];
+    di0 = di0 + plane4;
+    di1 = di1 + plane4;
     let t00 = vec4<f32>(d00.x, d00.z, d01.x, d01.z);
     let t01 = vec4<f32>(d00.y, d00.w, d01.y, d01.w);
     let t10 = vec4<f32>(d10.x, d10.z, d11.x, d11.z);
@@ -187,7 +202,6 @@ fn dw_k2s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let i0 = ti * TI;
   let o0 = (c - ti * tiles_o) * TO;
   let qp = (p.H * p.W) / 4u;
-  let qw = p.W / 4u;
   let wo4 = p.Wo / 4u;
   let plane4 = p.Ho * wo4;
   var xoff = array<u32, 4>();
@@ -201,29 +215,33 @@ fn dw_k2s2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var k = 0u; k < 32u; k = k + 1u) { acc[k] = vec4<f32>(0.0); }
     let xb = p.x_base / 4u + n * p.Cin * qp;
     let dbase = p.y_base / 4u + n * p.Cout * plane4;
-    for (var yy = 0u; yy < p.H; yy = yy + 1u) {
-      for (var xq = 0u; xq < qw; xq = xq + 1u) {
-        let q = yy * qw + xq;
-        let dpos = dbase + 2u * yy * wo4 + 2u * xq;
-        var xv = array<vec4<f32>, 4>();
-        for (var j = 0u; j < TI; j = j + 1u) { xv[j] = x4[xb + xoff[j] + q]; }
-        for (var k = 0u; k < TO; k = k + 1u) {
-          let d = dpos + doff[k];
-          let d00 = dyw4[d];
-          let d01 = dyw4[d + 1u];
-          let d10 = dyw4[d + wo4];
-          let d11 = dyw4[d + wo4 + 1u];
-          let t00 = vec4<f32>(d00.x, d00.z, d01.x, d01.z);
-          let t01 = vec4<f32>(d00.y, d00.w, d01.y, d01.w);
-          let t10 = vec4<f32>(d10.x, d10.z, d11.x, d11.z);
-          let t11 = vec4<f32>(d10.y, d10.w, d11.y, d11.w);
-          for (var j = 0u; j < TI; j = j + 1u) {
-            let a = (j * TO + k) * 4u;
-            acc[a + 0u] = fma(xv[j], t00, acc[a + 0u]);
-            acc[a + 1u] = fma(xv[j], t01, acc[a + 1u]);
-            acc[a + 2u] = fma(xv[j], t10, acc[a + 2u]);
-            acc[a + 3u] = fma(xv[j], t11, acc[a + 3u]);
-          }
+    var rp = 0u;   // 2 * yy * wo4: first output row of the current pixel pair, in vec4
+    var xx = 0u;   // input column of the pair's first pixel (even)
+    for (var q = 0u; q < qp; q = q + 1u) {
+      // The quad's two pixel pairs; the second starts the next input row when W % 4 == 2.
+      let dp0 = dbase + rp + xx / 2u;
+      xx = xx + 2u;
+      if (xx == p.W) { xx = 0u; rp = rp + 2u * wo4; }
+      let dp1 = dbase + rp + xx / 2u;
+      xx = xx + 2u;
+      if (xx == p.W) { xx = 0u; rp = rp + 2u * wo4; }
+      var xv = array<vec4<f32>, 4>();
+      for (var j = 0u; j < TI; j = j + 1u) { xv[j] = x4[xb + xoff[j] + q]; }
+      for (var k = 0u; k < TO; k = k + 1u) {
+        let d00 = dyw4[dp0 + doff[k]];
+        let d01 = dyw4[dp1 + doff[k]];
+        let d10 = dyw4[dp0 + doff[k] + wo4];
+        let d11 = dyw4[dp1 + doff[k] + wo4];
+        let t00 = vec4<f32>(d00.x, d00.z, d01.x, d01.z);
+        let t01 = vec4<f32>(d00.y, d00.w, d01.y, d01.w);
+        let t10 = vec4<f32>(d10.x, d10.z, d11.x, d11.z);
+        let t11 = vec4<f32>(d10.y, d10.w, d11.y, d11.w);
+        for (var j = 0u; j < TI; j = j + 1u) {
+          let a = (j * TO + k) * 4u;
+          acc[a + 0u] = fma(xv[j], t00, acc[a + 0u]);
+          acc[a + 1u] = fma(xv[j], t01, acc[a + 1u]);
+          acc[a + 2u] = fma(xv[j], t10, acc[a + 2u]);
+          acc[a + 3u] = fma(xv[j], t11, acc[a + 3u]);
         }
       }
     }

@@ -1,7 +1,7 @@
 /**
  * TS face of kernels/conv_transpose2d.wgsl: ConvTranspose2d (padding 0) forward, dx, dW and db.
- * The k=2, s=2 case of the SAM decoder (input width a multiple of 4) takes the register-tiled
- * `*_k2s2` entries; every other kernel/stride takes the scalar `*_direct` entries. Activations are
+ * The k=2, s=2 case of the SAM decoder (even input width, H*W a multiple of 4) takes the
+ * register-tiled `*_k2s2` entries; every other kernel/stride takes the scalar `*_direct` entries. Activations are
  * split over the batch axis when they exceed the adapter's storage-binding limit.
  */
 import type { Binding, Gpu } from '../gpu/device.js';
@@ -155,9 +155,13 @@ export function convTOutSize(g: ConvTGeom): [number, number] {
   return [(g.H - 1) * g.S + g.KH, (g.W - 1) * g.S + g.KW];
 }
 
-/** True when the register-tiled k=2, s=2 entries apply. */
+/**
+ * True when the register-tiled k=2, s=2 entries apply: they read x as vec4 pixel quads of the flat
+ * H*W plane (H*W % 4 == 0, so every plane and batch chunk starts vec4-aligned) and write each pixel
+ * pair's 2x4 output block as one vec4 per output row (W even).
+ */
 export function convTUsesK2s2(g: ConvTGeom): boolean {
-  return g.KH === 2 && g.KW === 2 && g.S === 2 && g.W % 4 === 0;
+  return g.KH === 2 && g.KW === 2 && g.S === 2 && g.W % 2 === 0 && (g.H * g.W) % 4 === 0;
 }
 
 /**

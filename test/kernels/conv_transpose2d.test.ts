@@ -22,11 +22,13 @@ let gpu: Gpu;
 let plain: Gpu;
 let asGpu: Gpu;
 let tiny: Gpu;
+let tinyPlain: Gpu;
 beforeAll(async () => {
   gpu = await testGpu();
   plain = await testGpu({ profile: { subgroups: false } });
   asGpu = await testGpu({ profile: { kind: 'gpu' } });
   tiny = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
+  tinyPlain = await testGpu({ profile: { subgroups: false, maxStorageBindingBytes: 4096 } });
 });
 afterAll(closeTestGpus);
 
@@ -73,15 +75,23 @@ const g = (
   return { N, Cin, H, W, Cout, KH, KW, S };
 };
 
-// k2s2 shapes hit the register-tiled path (W % 4 == 0); channel counts do not divide the tiles.
+// k2s2 shapes hit the register-tiled path (W even, H*W % 4 == 0); channel counts do not divide the
+// tiles. The first group has W % 4 == 0 (a pixel quad lies in one row); the second W % 4 == 2, where
+// a quad's second pixel pair may start the next input row (14x14 is SAM's decoder at 224 input).
 const K2S2: Case[] = [
   { g: g(1, 1, 1, 4, 1, 2, 2), bias: true },
   { g: g(2, 5, 3, 4, 3, 2, 2), bias: true },
   { g: g(3, 13, 5, 8, 11, 2, 2), bias: false },
   { g: g(2, 17, 4, 12, 9, 2, 2), bias: true },
   { g: g(1, 32, 8, 8, 16, 2, 2), bias: true },
+  { g: g(2, 5, 2, 6, 3, 2, 2), bias: true },
+  { g: g(1, 7, 14, 14, 9, 2, 2), bias: true },
+  { g: g(3, 13, 6, 10, 11, 2, 2), bias: false },
+  { g: g(2, 3, 2, 2, 5, 2, 2), bias: true },
+  { g: g(2, 33, 2, 14, 10, 2, 2), bias: true },
 ];
-// Everything else takes the direct path: odd widths, other kernels and strides, overlapping taps.
+// Everything else takes the direct path: odd widths, even widths with H*W % 4 != 0, other kernels
+// and strides, overlapping taps.
 const DIRECT: Case[] = [
   { g: g(2, 3, 5, 5, 4, 2, 2), bias: true },
   { g: g(1, 4, 3, 7, 2, 3, 2), bias: true },
@@ -89,12 +99,20 @@ const DIRECT: Case[] = [
   { g: g(1, 2, 3, 5, 3, [2, 3], 3), bias: true },
   { g: g(3, 5, 2, 6, 2, 4, 2), bias: true },
   { g: g(1, 3, 1, 1, 2, 2, 2), bias: true },
+  { g: g(2, 3, 3, 6, 4, 2, 2), bias: true },
+  { g: g(1, 2, 1, 2, 3, 2, 2), bias: false },
 ];
+/** K2S2 cases whose pixel quads can straddle two input rows. */
+const ROW_STRADDLE = K2S2.filter((c) => c.g.W % 4 === 2);
 
 describe('convTranspose2d vs CPU reference', () => {
   test('the shape tables hit both paths', () => {
     expect(K2S2.every((c) => convTUsesK2s2(c.g))).toBe(true);
     expect(DIRECT.some((c) => convTUsesK2s2(c.g))).toBe(false);
+    expect(ROW_STRADDLE.length).toBeGreaterThanOrEqual(4);
+    // k=2, s=2 with an even width but H*W % 4 != 0 stays on the direct path.
+    const evenW = DIRECT.filter((c) => c.g.KH === 2 && c.g.KW === 2 && c.g.S === 2 && c.g.W % 2 === 0);
+    expect(evenW.length).toBeGreaterThanOrEqual(2);
   });
   test('each profile dispatches its variant', () => {
     const run = (dev: Gpu, geo: ref.ConvT) => {
@@ -110,16 +128,22 @@ describe('convTranspose2d vs CPU reference', () => {
       for (const t of [x, w, b, y, gy, x.grad!, w.grad!, b.grad!]) t.dispose();
       return names;
     };
-    const k2 = K2S2[1]!.g;
     const sg = ['fwd_k2s2_sg', 'dx_k2s2_sg', 'dw_k2s2_sg', 'bias_grad'];
     const plainK = ['fwd_k2s2', 'dx_k2s2', 'dw_k2s2', 'bias_grad'];
     const fam = (e: string) => (e.endsWith('_sg') ? 'conv_transpose2d_sg.' : 'conv_transpose2d.') + e;
     expect(gpu.profile.kind).toBe('cpu');
-    expect(run(gpu, k2).sort()).toEqual((gpu.profile.subgroups ? sg : plainK).map(fam).sort());
-    expect(run(plain, k2).sort()).toEqual(plainK.map(fam).sort());
-    expect(run(asGpu, k2).sort()).toEqual(plainK.map(fam).sort());
+    expect(gpu.profile.subgroups).toBe(true); // lavapipe: the default profile takes the _sg entries
+    // W % 4 == 0 and W % 4 == 2 (SAM's 14x14) both take the fast entries on every profile.
+    for (const k2 of [K2S2[1]!.g, g(1, 4, 14, 14, 3, 2, 2)]) {
+      expect(run(gpu, k2).sort()).toEqual(sg.map(fam).sort());
+      expect(run(plain, k2).sort()).toEqual(plainK.map(fam).sort());
+      expect(run(asGpu, k2).sort()).toEqual(plainK.map(fam).sort());
+    }
     const direct = ['fwd_direct', 'dx_direct', 'dw_direct', 'bias_grad'];
-    expect(run(gpu, DIRECT[0]!.g).sort()).toEqual(direct.map(fam).sort());
+    for (const d of [DIRECT[0]!.g, g(1, 2, 3, 6, 2, 2, 2)]) {
+      expect(run(gpu, d).sort()).toEqual(direct.map(fam).sort());
+      expect(run(plain, d).sort()).toEqual(direct.map(fam).sort());
+    }
   });
   test.each(K2S2.map((c, i) => [JSON.stringify(c.g), c, i] as const))('k2s2 %s', async (_n, c, i) => {
     await check(gpu, c, 10 + i);
@@ -128,44 +152,64 @@ describe('convTranspose2d vs CPU reference', () => {
     await check(gpu, c, 30 + i);
   });
   test('plain (no subgroups) profile', async () => {
-    await check(plain, K2S2[2]!, 50);
+    for (const [i, c] of K2S2.entries()) await check(plain, c, 40 + i);
     await check(plain, DIRECT[1]!, 51);
+    await check(plain, DIRECT[6]!, 52);
   });
   test('GPU tiling profile (kind gpu: 64-lane workgroups, other tiles)', async () => {
     for (const [i, c] of [...K2S2, ...DIRECT].entries()) await check(asGpu, c, 60 + i);
   });
-  test('batch split over a 4 KiB binding limit, both paths', async () => {
+  test('batch split over a 4 KiB binding limit, both paths, sg and plain', async () => {
+    // fast2: W % 4 == 2, so chunks start at x_base = 180 * k (mod the 64-float offset alignment).
     const fast = g(5, 3, 4, 8, 4, 2, 2);
+    const fast2 = g(5, 3, 6, 10, 4, 2, 2);
     const direct = g(4, 2, 5, 5, 4, 3, 2);
-    for (const c of [fast, direct]) {
+    for (const c of [fast, fast2, direct]) {
       const [Ho, Wo] = ref.convTOut(c);
       const items = [c.Cin * c.H * c.W, c.Cout * Ho * Wo];
       expect(batchChunks(tiny, c.N, items, 'test').length).toBeGreaterThan(1);
     }
-    await check(tiny, { g: fast, bias: true }, 80);
-    await check(tiny, { g: direct, bias: true }, 81);
+    for (const [k, dev] of [tiny, tinyPlain].entries()) {
+      await check(dev, { g: fast, bias: true }, 80 + 4 * k);
+      await check(dev, { g: fast2, bias: true }, 81 + 4 * k);
+      await check(dev, { g: direct, bias: true }, 82 + 4 * k);
+    }
   });
   test('dW over more than 4096 pixel quads runs in accumulating passes', async () => {
     await check(gpu, { g: g(5, 3, 68, 64, 5, 2, 2), bias: true }, 95, 3e-4);
+    // W % 4 == 2: 561 quads per image, passes of 7 images.
+    await check(gpu, { g: g(8, 3, 34, 66, 5, 2, 2), bias: true }, 96, 3e-4);
   });
   test('SAM decoder geometry at reduced size (256 -> 64 channels, k2s2, 8x8)', async () => {
     await check(gpu, { g: g(2, 256, 8, 8, 64, 2, 2), bias: true }, 90, 3e-4);
   });
+  test('SAM decoder geometry at 224 input (256 -> 64 channels, 14x14 -> 28x28), sg and plain', async () => {
+    const sam = g(2, 256, 14, 14, 64, 2, 2);
+    expect(convTUsesK2s2(sam)).toBe(true);
+    await check(gpu, { g: sam, bias: true }, 91, 3e-4);
+    await check(plain, { g: sam, bias: true }, 92, 3e-4);
+  });
 });
 
 describe('convTranspose2d fixtures (PyTorch)', () => {
+  // bias: x (2,8,5,5), odd width (direct path); bias_b: x (1,4,3,4), the k2s2 path. Every profile.
   test.each(['conv_transpose2d_k2s2_bias', 'conv_transpose2d_k2s2_bias_b'])('%s', async (name) => {
     const c = kernelCase(name);
     expect(c.params.padding).toBe(0);
-    const x = param(upload(gpu, c.get('x')));
-    const w = param(upload(gpu, c.get('w')));
-    const b = param(upload(gpu, c.get('b')));
-    const y = convTranspose2d(x, w, b, { stride: c.params.stride as number });
-    backward(y, { grad: upload(gpu, c.get('dy')) });
-    assertClose(await y.read(), c.f32('y'), { ...c.tol('y'), name: `${name} y` });
-    assertClose(await x.grad!.read(), c.f32('dx'), { ...c.tol('dx'), name: `${name} dx` });
-    assertClose(await w.grad!.read(), c.f32('dw'), { ...c.tol('dw'), name: `${name} dw` });
-    assertClose(await b.grad!.read(), c.f32('db'), { ...c.tol('db'), name: `${name} db` });
+    for (const [dn, dev] of Object.entries({ gpu, plain, asGpu, tiny, tinyPlain })) {
+      const x = param(upload(dev, c.get('x')));
+      const w = param(upload(dev, c.get('w')));
+      const b = param(upload(dev, c.get('b')));
+      const y = convTranspose2d(x, w, b, { stride: c.params.stride as number });
+      const dy = upload(dev, c.get('dy'));
+      backward(y, { grad: dy });
+      const tag = `${name} (${dn})`;
+      assertClose(await y.read(), c.f32('y'), { ...c.tol('y'), name: `${tag} y` });
+      assertClose(await x.grad!.read(), c.f32('dx'), { ...c.tol('dx'), name: `${tag} dx` });
+      assertClose(await w.grad!.read(), c.f32('dw'), { ...c.tol('dw'), name: `${tag} dw` });
+      assertClose(await b.grad!.read(), c.f32('db'), { ...c.tol('db'), name: `${tag} db` });
+      for (const t of [x, w, b, y, dy, x.grad!, w.grad!, b.grad!]) t.dispose();
+    }
   });
 });
 
