@@ -8,7 +8,7 @@
 //   this dispatch in units of the binding's element type.
 // Rel-pos (gh > 0): keys and queries lie on the same gh x gw grid (Lk = Lq = gh*gw) and
 //   bias(i, j) = relh[i, j / gw] + relw[i, j % gw] with relh = q.Rh^T, relw = q.Rw^T gathered per
-//   relative offset (relpos_fwd). Both live in one `rel` tensor of rows of RS = gwp + ghp floats:
+//   relative offset (relpos_pick, from the GEMM products q.Rw^T and q.Rh^T). Both live in one `rel` tensor of rows of RS = gwp + ghp floats:
 //   [relw (gw, padded to gwp = ceil8(gw)) | relh (gh, padded to ghp = ceil4(gh))]; drel likewise.
 //   Keys are then visited grid row by grid row, in blocks of 8 columns, so one relh value and two
 //   vec4 of relw serve a block.
@@ -20,7 +20,8 @@
 //   attn_delta      fo, fdo, flse, fstats (rw)                  1-D over Lq rows; stats = (lse, do.o)
 //   attn_bwd_q      q, k, v, rel, dout, stats, ga=dq (rw), gb=drel (rw)    grid (ceil(Lq/WG), BH)
 //   attn_bwd_kv     q, k, v, rel, dout, stats, ga=dk (rw), gb=dv (rw)      grid (ceil(Lk/WG), BH)
-//   relpos_fwd      q, tab_h, tab_w, rel_out (rw)               1-D over rows*RS/4 (RelParams)
+//   relpos_pick     prod, rel_pick (rw)                         1-D over rows*RS/4 (RelParams;
+//                   q_base = f32 offset of prod): gathers relw/relh from prod = q.[Rw|Rh]^T
 //   relpos_bwd_dq   drel_in, tab_h, tab_w, dq_io (rw)           1-D over rows*d4: dq += drel.R
 //   relpos_bwd_table drel_in, qt, dtab_h (rw), dtab_w (rw)      1-D over (2gh-1 + 2gw-1)*d4
 // Dispatch/tiling (attn_*): one invocation per query row (per key row in attn_bwd_kv), WG rows per
@@ -88,10 +89,13 @@ struct RelParams {
 @group(0) @binding(2) var<storage, read> flse: array<f32>;
 @group(0) @binding(3) var<storage, read_write> fstats: array<vec2<f32>>;
 @group(0) @binding(4) var<uniform> params_d: Params;
-// relpos_fwd / relpos_bwd_dq / relpos_bwd_table
+// relpos_pick
+@group(0) @binding(0) var<storage, read> prod: array<f32>;
+@group(0) @binding(1) var<storage, read_write> rel_pick: array<vec4<f32>>;
+@group(0) @binding(2) var<uniform> params_p: RelParams;
+// relpos_bwd_dq / relpos_bwd_table
 @group(0) @binding(1) var<storage, read> tab_h: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> tab_w: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> rel_out: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> params_r: RelParams;
 @group(0) @binding(0) var<storage, read> drel_in: array<vec4<f32>>;
 @group(0) @binding(3) var<storage, read_write> dq_io: array<vec4<f32>>;
@@ -649,14 +653,14 @@ fn relat(e0: u32, ew: u32, eh: u32) -> f32 {
 
 // ------------------------------------------------------------------------------ rel-pos
 
-// rel_out[row, t0..t0+3] for one vec4 group of a row: t < gw: q.Rw[qx - t + gw - 1];
-// gwp <= t < gwp + gh: q.Rh[qy - (t - gwp) + gh - 1]; padding slots 0. q is the unscaled query.
-// Invocations [0, rows*gwp/4) do the relw groups and the rest the relh groups, so neighbouring
-// lanes read the same table; each q vec4 is loaded once for the group's 4 outputs.
+// rel_out[row, t0..t0+3] for one vec4 group of a row, picked from prod[row] = [q.Rw^T (2gw-1
+// values) | q.Rh^T (2gh-1 values)] (two GEMMs on the host side): t < gw: prod[qx - t + gw - 1];
+// gwp <= t < gwp + gh: prod[2gw-1 + qy - (t - gwp) + gh - 1]; padding slots 0. q is the unscaled
+// query. Invocations [0, rows*gwp/4) do the relw groups and the rest the relh groups.
 @compute @workgroup_size(WG)
-fn relpos_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-              @builtin(local_invocation_id) lid: vec3<u32>) {
-  let P = params_r;
+fn relpos_pick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_id) lid: vec3<u32>) {
+  let P = params_p;
   let gwp = ceil8(P.gw);
   let nw4 = gwp / 4u;
   let nh4 = ceil4(P.gh) / 4u;
@@ -671,38 +675,17 @@ fn relpos_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   let t0 = (id2 % per) * 4u;               // first column within the relw or relh part
   let i = row % P.L;
   let n = select(P.gh, P.gw, onw);         // valid columns of this part
-  let top = select(i / P.gw + P.gh - 1u, i % P.gw + P.gw - 1u, onw);   // table row of column 0
-  let qrow = P.q_base + row * P.d4;
-  // Table rows of the 4 outputs (clamped to a valid row; invalid columns are zeroed below).
-  let r0 = (top - min(t0, n - 1u)) * P.d4;
-  let r1 = (top - min(t0 + 1u, n - 1u)) * P.d4;
-  let r2 = (top - min(t0 + 2u, n - 1u)) * P.d4;
-  let r3 = (top - min(t0 + 3u, n - 1u)) * P.d4;
-  var a0 = vec4<f32>(0.0);
-  var a1 = vec4<f32>(0.0);
-  var a2 = vec4<f32>(0.0);
-  var a3 = vec4<f32>(0.0);
-  if (onw) {
-    for (var c = 0u; c < P.d4; c++) {
-      let qc = q[qrow + c];
-      a0 = fma(qc, tab_w[r0 + c], a0);
-      a1 = fma(qc, tab_w[r1 + c], a1);
-      a2 = fma(qc, tab_w[r2 + c], a2);
-      a3 = fma(qc, tab_w[r3 + c], a3);
-    }
-  } else {
-    for (var c = 0u; c < P.d4; c++) {
-      let qc = q[qrow + c];
-      a0 = fma(qc, tab_h[r0 + c], a0);
-      a1 = fma(qc, tab_h[r1 + c], a1);
-      a2 = fma(qc, tab_h[r2 + c], a2);
-      a3 = fma(qc, tab_h[r3 + c], a3);
-    }
-  }
+  // prod index of column 0: the part's start plus its table row for column 0.
+  let nwt = 2u * P.gw - 1u;
+  let top = select(nwt + i / P.gw + P.gh - 1u, i % P.gw + P.gw - 1u, onw);
+  let pb = P.q_base + row * (nwt + 2u * P.gh - 1u) + top;
+  // Columns past n read a clamped valid element and are zeroed below.
+  let v = vec4<f32>(prod[pb - min(t0, n - 1u)], prod[pb - min(t0 + 1u, n - 1u)],
+                    prod[pb - min(t0 + 2u, n - 1u)], prod[pb - min(t0 + 3u, n - 1u)]);
   let tt = vec4<u32>(t0, t0 + 1u, t0 + 2u, t0 + 3u);
-  let out = select(vec4<f32>(0.0), vec4<f32>(hsum(a0), hsum(a1), hsum(a2), hsum(a3)), tt < vec4<u32>(n));
   let rs4 = nw4 + nh4;
-  rel_out[P.r_base + row * rs4 + select(nw4, 0u, onw) + t0 / 4u] = out;
+  rel_pick[P.r_base + row * rs4 + select(nw4, 0u, onw) + t0 / 4u] =
+      select(vec4<f32>(0.0), v, tt < vec4<u32>(n));
 }
 
 // dq[row, c4] += sum_ky drelh[row, ky] Rh[qy-ky+gh-1, c4] + sum_kx drelw[row, kx] Rw[qx-kx+gw-1, c4]

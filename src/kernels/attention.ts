@@ -19,6 +19,7 @@ import { defineKernel } from '../gpu/kernel.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
+import { runGemm } from './gemm.js';
 import { batchChunks, bindSlice } from './split.js';
 import { attention as source, attentionSg as sourceSg } from './wgsl.gen.js';
 
@@ -129,14 +130,12 @@ export const attnBwdKvSgKernel = defineKernel({
   entry: 'attn_bwd_kv_sg',
   storage: bwdStorage,
 });
-export const relposFwdKernel = defineKernel({
+export const relposPickKernel = defineKernel({
   ...rel,
-  entry: 'relpos_fwd',
+  entry: 'relpos_pick',
   storage: [
-    ['q', 'read'],
-    ['tab_h', 'read'],
-    ['tab_w', 'read'],
-    ['rel_out', 'read_write'],
+    ['prod', 'read'],
+    ['rel_pick', 'read_write'],
   ],
   overrides: { WG: LINEAR_WG },
 });
@@ -444,22 +443,34 @@ function relBase(g: RelGeometry): Record<string, number> {
   return { rows: 0, L: g.gh * g.gw, d4: g.d / 4, gh: g.gh, gw: g.gw, nbh: 0, q_base: 0, r_base: 0, accum: 0 };
 }
 
-/** rel (BH, L, relRowStride) = [q.Rw^T gathered per kx | q.Rh^T gathered per ky] with unscaled q. */
+/**
+ * rel (BH, L, relRowStride) = [q.Rw^T gathered per kx | q.Rh^T gathered per ky] with unscaled q:
+ * the products of every query with every table row come from two GEMMs (q.Rw^T, q.Rh^T into one
+ * (rows, 2gw-1 + 2gh-1) scratch), then relpos_pick gathers each row's relative offsets.
+ */
 export function runRelposForward(g: RelGeometry, q: Operand, tabH: Tensor, tabW: Tensor, rel: Tensor): void {
   const gpu = rel.gpu;
   checkHeadDim(g.d);
   const L = g.gh * g.gw;
   const rs = relRowStride(g.gh, g.gw);
-  for (const [st, n] of bhChunks(gpu, g.BH, [L * g.d, L * rs], 'attention rel-pos')) {
-    const qs = slice(gpu, q, st * L * g.d, n * L * g.d);
-    const r = bindSlice(gpu, rel, st * L * rs, n * L * rs);
-    const u = { ...relBase(g), rows: n * L, q_base: qs.base / 4, r_base: r.base / 4 };
+  const nW = 2 * g.gw - 1;
+  const nH = 2 * g.gh - 1;
+  const ld = nW + nH;
+  for (const [st, n] of bhChunks(gpu, g.BH, [L * g.d, L * rs, L * ld], 'attention rel-pos')) {
+    const rows = n * L;
+    const prod = Tensor.empty(gpu, [rows * ld]);
+    const aOffset = (q.offset ?? 0) + st * L * g.d;
+    const gemm = { a: q.t, aOffset, c: prod, M: rows, K: g.d, transB: true, ldc: ld } as const;
+    runGemm({ ...gemm, b: tabW, N: nW });
+    runGemm({ ...gemm, b: tabH, N: nH, cOffset: nW });
+    const r = bindSlice(gpu, rel, st * L * rs, rows * rs);
     gpu.dispatch(
-      relposFwdKernel,
-      [qs.binding, tabH.binding(), tabW.binding(), r.binding],
-      u,
-      grid1d(gpu, ceilDiv((n * L * rs) / 4, LINEAR_WG)),
+      relposPickKernel,
+      [prod.binding(), r.binding],
+      { ...relBase(g), rows, q_base: 0, r_base: r.base / 4 },
+      grid1d(gpu, ceilDiv((rows * rs) / 4, LINEAR_WG)),
     );
+    prod.dispose();
   }
 }
 
