@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { backward, param } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
-import { conv2dVariant, rowsPlan } from '../../src/kernels/conv2d.js';
-import { conv2d, type Conv2dOptions } from '../../src/ops/conv.js';
+import { conv2dVariant, pwS2Applies, rowsPlan } from '../../src/kernels/conv2d.js';
+import { conv2d, conv2dGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
 import '../../src/ops/index.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { Tensor } from '../../src/tensor/tensor.js';
@@ -118,6 +118,27 @@ const AWKWARD: Case[] = [
   { name: 'dilation 2 p2 groups 3', x: [1, 6, 9, 9], w: [9, 2, 3, 3], padding: 2, dilation: 2, groups: 3 },
 ];
 
+// Strided 1x1 convs whose forward takes `pw_s2_sg` on the 'sg' variant (W % 4 == 0, Ho*Wo % 4 == 0;
+// 64 output channels x 8 pixel quads per workgroup). Channel counts divide neither the 64-channel
+// block nor the vec4; Wo % 4 == 2 makes pixel quads cross output rows (pair 1 starts the next row).
+const PW_S2: Case[] = [
+  // Wo 14: quads cross rows; 42 quads = 5 full tiles + 2; Cout 37 < 64.
+  { name: 'pw s2 Cin 13 Cout 37 Wo%4=2', x: [2, 13, 12, 28], w: [37, 13, 1, 1], stride: 2 },
+  { name: 'pw s2 Cin 3 Cout 5 bias', x: [3, 3, 8, 8], w: [5, 3, 1, 1], stride: 2, bias: true },
+  // H odd (Ho = 4 from H = 7), Cout 70: two column blocks, the second nearly empty.
+  { name: 'pw s2 H odd Cout 70 bias', x: [1, 6, 7, 12], w: [70, 6, 1, 1], stride: 2, bias: true },
+  { name: 'pw s(3,2) Cout 9', x: [2, 5, 10, 8], w: [9, 5, 1, 1], stride: [3, 2] },
+  { name: 'pw s2 Cin 40 Cout 130', x: [1, 40, 4, 20], w: [130, 40, 1, 1], stride: 2 },
+];
+// Strided 1x1 convs that keep the generic row kernel (W % 4 != 0, Ho*Wo % 4 != 0, stride x 3,
+// padding); more than 8 output channels, so the sg variant runs rows_sg (see rowsPlan).
+const PW_S2_NOT: Case[] = [
+  { name: '1x1 s2 W%4=2', x: [2, 5, 8, 10], w: [11, 5, 1, 1], stride: 2, bias: true },
+  { name: '1x1 s2 Ho*Wo%4=2', x: [2, 4, 6, 12], w: [9, 4, 1, 1], stride: 2 },
+  { name: '1x1 s(2,3)', x: [1, 3, 8, 12], w: [12, 3, 1, 1], stride: [2, 3] },
+  { name: '1x1 s2 p1', x: [1, 3, 8, 12], w: [10, 3, 1, 1], stride: 2, padding: 1 },
+];
+
 describe('variant selection', () => {
   test('each test GPU runs the variant it is meant to cover', () => {
     expect(conv2dVariant(sg)).toBe('sg');
@@ -144,11 +165,71 @@ describe('conv2d forward and backward vs CPU reference', () => {
     ['plain cpu', () => plainCpu],
     ['plain gpu', () => plainGpu],
   ] as const;
+  const all = [...AWKWARD, ...PW_S2, ...PW_S2_NOT];
   for (const [vname, get] of variants) {
-    test.each(AWKWARD.map((c, i) => [c.name, c, i] as const))(`${vname}: %s`, async (_n, c, i) => {
+    test.each(all.map((c, i) => [c.name, c, i] as const))(`${vname}: %s`, async (_n, c, i) => {
       await checkCase(get(), c, 100 + i);
     });
   }
+});
+
+describe('strided 1x1 forward kernel (pw_s2_sg)', () => {
+  const geom = (c: Case) => conv2dGeometry(c.x, c.w, null, c as Conv2dOptions);
+  /** Names of the kernels one forward of `c` dispatches on `gpu` (weight packing first). */
+  const forwardKernels = (gpu: Gpu, c: Case): string[] => {
+    const spy = vi.spyOn(gpu, 'dispatch');
+    try {
+      tidy(() => {
+        const x = Tensor.zeros(gpu, c.x);
+        const w = Tensor.zeros(gpu, c.w);
+        const b = c.bias ? Tensor.zeros(gpu, [c.w[0]]) : null;
+        conv2d(x, w, b, c as Conv2dOptions);
+      });
+      return spy.mock.calls.map((a) => a[0].name);
+    } finally {
+      spy.mockRestore();
+    }
+  };
+  test('the shape tables hit the paths they are meant to', () => {
+    for (const c of PW_S2) {
+      expect(pwS2Applies(sg, geom(c)), c.name).toBe(true);
+      expect(pwS2Applies(tiny, geom(c)), c.name).toBe(true);
+      expect(pwS2Applies(plainCpu, geom(c)), c.name).toBe(false);
+      expect(pwS2Applies(plainGpu, geom(c)), c.name).toBe(false);
+    }
+    for (const c of PW_S2_NOT) expect(pwS2Applies(sg, geom(c)), c.name).toBe(false);
+    // Quads that cross output rows are covered.
+    expect(PW_S2.filter((c) => geom(c).Wo % 4 === 2).length).toBeGreaterThanOrEqual(2);
+  });
+  test('the sg variant dispatches pw_s2_sg for a qualifying shape, the row kernels otherwise', () => {
+    const down: Case = { name: 'downsample', x: [2, 16, 16, 16], w: [32, 16, 1, 1], stride: 2 };
+    const pw = ['conv2d_pw_sg.pack_pw', 'conv2d_pw_sg.pw_s2_sg'];
+    const rowsSg = ['conv2d.pack_weight', 'conv2d_sg.rows_sg'];
+    expect(forwardKernels(sg, down)).toEqual(pw);
+    expect(forwardKernels(sg, { ...down, bias: true })).toEqual(pw);
+    expect(forwardKernels(plainCpu, down)).toEqual(['conv2d.pack_weight', 'conv2d.rows']);
+    for (const c of PW_S2_NOT) expect(forwardKernels(sg, c), c.name).toEqual(rowsSg);
+    // W odd (AWKWARD '1x1 s2'), dilation 2 (irrelevant to a 1x1 kernel, but not on the fast path).
+    expect(
+      forwardKernels(
+        sg,
+        AWKWARD.find((c) => c.name === '1x1 s2')!,
+      ),
+    ).toEqual(rowsSg);
+    expect(forwardKernels(sg, { ...down, dilation: 2 })).toEqual(rowsSg);
+  });
+  test('batch chunks under the 4 KiB binding limit: several pw_s2_sg dispatches, right answer', async () => {
+    // x item 3*8*12 = 288 floats: 3 items per 4096-byte binding (minus 256 B of slack), so 5 items
+    // run as 2 chunks; the second starts at element 864 of x (binding base 32) and 504 of y (56).
+    const c: Case = { name: 'split pw s2 bias', x: [5, 3, 8, 12], w: [7, 3, 1, 1], stride: 2, bias: true };
+    expect(forwardKernels(tiny, c)).toEqual([
+      'conv2d_pw_sg.pack_pw',
+      'conv2d_pw_sg.pw_s2_sg',
+      'conv2d_pw_sg.pw_s2_sg',
+    ]);
+    await checkCase(tiny, c, 320);
+    await checkCase(tiny, { ...c, name: 'split pw s2 Wo%4=2', x: [5, 2, 12, 12], w: [10, 2, 1, 1] }, 321);
+  });
 });
 
 describe('batch splitting (maxStorageBindingBytes 4096)', () => {
