@@ -112,6 +112,9 @@ const AWKWARD: Case[] = [
   { name: '1x1 s2 even (GEMM path on gpu-kind, rows on cpu)', x: [3, 10, 8, 6], w: [7, 10, 1, 1], stride: 2 },
   { name: '1x1 s1 (GEMM path)', x: [2, 13, 5, 7], w: [9, 13, 1, 1] },
   { name: 'Cout 37 over tiles', x: [1, 9, 12, 11], w: [37, 9, 3, 3], padding: 1 },
+  // rows_sg2 (64 channels per workgroup): two column blocks, the second partly empty; per group.
+  { name: 'Cout 70 two wide blocks', x: [1, 5, 9, 7], w: [70, 5, 3, 3], padding: 1, bias: true },
+  { name: 'groups 2 x 36 wide', x: [2, 8, 6, 5], w: [72, 4, 3, 3], padding: 1, groups: 2 },
   { name: 'Cin 40 s2 p2', x: [2, 40, 6, 5], w: [33, 40, 3, 3], stride: 2, padding: 2 },
   { name: 'stem 7x7 s2 p3', x: [1, 3, 17, 19], w: [10, 3, 7, 7], stride: 2, padding: 3 },
   { name: 'patch 16x16 s16 bias', x: [1, 3, 32, 48], w: [9, 3, 16, 16], stride: 16, bias: true },
@@ -145,10 +148,12 @@ describe('variant selection', () => {
     expect(conv2dVariant(plainCpu)).toBe('plain');
     expect(conv2dVariant(plainGpu)).toBe('plain');
     expect(plainGpu.profile.kind).toBe('gpu');
-    // Inside 'sg', narrow destinations (<= 8 channels per group) take the plain kernel; AWKWARD
-    // below has both (e.g. 'Cout 37' forward: rows_sg; its input gradient, 9 channels: rows_sg;
-    // 'stem 7x7' input gradient, 3 channels: rows).
-    expect(rowsPlan(sg, 37).kernel).toBe('rows_sg');
+    // Inside 'sg', narrow destinations (<= 8 channels per group) take the plain kernel and wide
+    // ones (> 32) rows_sg2; AWKWARD below has all three (e.g. 'Cout 37' forward: rows_sg2; its
+    // input gradient, 9 channels: rows_sg; 'stem 7x7' input gradient, 3 channels: rows).
+    expect(rowsPlan(sg, 37)).toEqual({ kernel: 'rows_sg2', shape: { WGC: 16, WGS: 8 } });
+    expect(rowsPlan(sg, 33).kernel).toBe('rows_sg2');
+    expect(rowsPlan(sg, 32).kernel).toBe('rows_sg');
     expect(rowsPlan(sg, 9).kernel).toBe('rows_sg');
     expect(rowsPlan(sg, 3)).toEqual({ kernel: 'rows', shape: { WGC: 1, WGS: 8 } });
     expect(rowsPlan(sg, 8)).toEqual({ kernel: 'rows', shape: { WGC: 2, WGS: 8 } });
