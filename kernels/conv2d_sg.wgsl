@@ -19,6 +19,9 @@
 //   Rows of the GEMM are destination pixels (n, qy, qx), columns destination channels of group g.
 //   Grid: x*y folded = ceil(rows/TM) row tiles (tile = wid.y*nwg.x + wid.x), z = g*ncb + column block
 //   of 8 vec4 columns (32 channels).
+// Entry `dw_cl2`: dw_cl with two vec4 columns per lane (columns kc and kc + 8 of a block of 16;
+//   grid x = ceil(kh*kw*CinG4 / 16)): each broadcast dy vec4 feeds both, halving the dy loads and
+//   broadcasts per fma. Used when there are more than 8 column vec4s.
 // Entry `rows_sg2`: rows_sg with two vec4 columns per lane (columns c4 and c4 + 8 of a block of
 //   16 vec4 = 64 channels; grid z = g*ncb + block, ncb = ceil(CdG4/16)): 64 accumulators, and each
 //   broadcast source value feeds both columns, so the source loads per fma halve. Used for more
@@ -207,6 +210,90 @@ fn bfma4(acc: ptr<function, array<vec4<f32>, TM>>, v: vec4<f32>, w: vec4<f32>) {
   (*acc)[31] = fma(vec4<f32>(b7.w), w, (*acc)[31]);
 }
 
+// acc[4*l + c] += broadcast(v[c] from lane l) * wa and acc[32 + 4*l + c] += ... * wb.
+fn bfma4x2(acc: ptr<function, array<vec4<f32>, 64>>, v: vec4<f32>, wa: vec4<f32>, wb: vec4<f32>) {
+  { let b = subgroupBroadcast(v, 0u);
+    (*acc)[0] = fma(vec4<f32>(b.x), wa, (*acc)[0]);
+    (*acc)[32] = fma(vec4<f32>(b.x), wb, (*acc)[32]);
+    (*acc)[1] = fma(vec4<f32>(b.y), wa, (*acc)[1]);
+    (*acc)[33] = fma(vec4<f32>(b.y), wb, (*acc)[33]);
+    (*acc)[2] = fma(vec4<f32>(b.z), wa, (*acc)[2]);
+    (*acc)[34] = fma(vec4<f32>(b.z), wb, (*acc)[34]);
+    (*acc)[3] = fma(vec4<f32>(b.w), wa, (*acc)[3]);
+    (*acc)[35] = fma(vec4<f32>(b.w), wb, (*acc)[35]);
+  }
+  { let b = subgroupBroadcast(v, 1u);
+    (*acc)[4] = fma(vec4<f32>(b.x), wa, (*acc)[4]);
+    (*acc)[36] = fma(vec4<f32>(b.x), wb, (*acc)[36]);
+    (*acc)[5] = fma(vec4<f32>(b.y), wa, (*acc)[5]);
+    (*acc)[37] = fma(vec4<f32>(b.y), wb, (*acc)[37]);
+    (*acc)[6] = fma(vec4<f32>(b.z), wa, (*acc)[6]);
+    (*acc)[38] = fma(vec4<f32>(b.z), wb, (*acc)[38]);
+    (*acc)[7] = fma(vec4<f32>(b.w), wa, (*acc)[7]);
+    (*acc)[39] = fma(vec4<f32>(b.w), wb, (*acc)[39]);
+  }
+  { let b = subgroupBroadcast(v, 2u);
+    (*acc)[8] = fma(vec4<f32>(b.x), wa, (*acc)[8]);
+    (*acc)[40] = fma(vec4<f32>(b.x), wb, (*acc)[40]);
+    (*acc)[9] = fma(vec4<f32>(b.y), wa, (*acc)[9]);
+    (*acc)[41] = fma(vec4<f32>(b.y), wb, (*acc)[41]);
+    (*acc)[10] = fma(vec4<f32>(b.z), wa, (*acc)[10]);
+    (*acc)[42] = fma(vec4<f32>(b.z), wb, (*acc)[42]);
+    (*acc)[11] = fma(vec4<f32>(b.w), wa, (*acc)[11]);
+    (*acc)[43] = fma(vec4<f32>(b.w), wb, (*acc)[43]);
+  }
+  { let b = subgroupBroadcast(v, 3u);
+    (*acc)[12] = fma(vec4<f32>(b.x), wa, (*acc)[12]);
+    (*acc)[44] = fma(vec4<f32>(b.x), wb, (*acc)[44]);
+    (*acc)[13] = fma(vec4<f32>(b.y), wa, (*acc)[13]);
+    (*acc)[45] = fma(vec4<f32>(b.y), wb, (*acc)[45]);
+    (*acc)[14] = fma(vec4<f32>(b.z), wa, (*acc)[14]);
+    (*acc)[46] = fma(vec4<f32>(b.z), wb, (*acc)[46]);
+    (*acc)[15] = fma(vec4<f32>(b.w), wa, (*acc)[15]);
+    (*acc)[47] = fma(vec4<f32>(b.w), wb, (*acc)[47]);
+  }
+  { let b = subgroupBroadcast(v, 4u);
+    (*acc)[16] = fma(vec4<f32>(b.x), wa, (*acc)[16]);
+    (*acc)[48] = fma(vec4<f32>(b.x), wb, (*acc)[48]);
+    (*acc)[17] = fma(vec4<f32>(b.y), wa, (*acc)[17]);
+    (*acc)[49] = fma(vec4<f32>(b.y), wb, (*acc)[49]);
+    (*acc)[18] = fma(vec4<f32>(b.z), wa, (*acc)[18]);
+    (*acc)[50] = fma(vec4<f32>(b.z), wb, (*acc)[50]);
+    (*acc)[19] = fma(vec4<f32>(b.w), wa, (*acc)[19]);
+    (*acc)[51] = fma(vec4<f32>(b.w), wb, (*acc)[51]);
+  }
+  { let b = subgroupBroadcast(v, 5u);
+    (*acc)[20] = fma(vec4<f32>(b.x), wa, (*acc)[20]);
+    (*acc)[52] = fma(vec4<f32>(b.x), wb, (*acc)[52]);
+    (*acc)[21] = fma(vec4<f32>(b.y), wa, (*acc)[21]);
+    (*acc)[53] = fma(vec4<f32>(b.y), wb, (*acc)[53]);
+    (*acc)[22] = fma(vec4<f32>(b.z), wa, (*acc)[22]);
+    (*acc)[54] = fma(vec4<f32>(b.z), wb, (*acc)[54]);
+    (*acc)[23] = fma(vec4<f32>(b.w), wa, (*acc)[23]);
+    (*acc)[55] = fma(vec4<f32>(b.w), wb, (*acc)[55]);
+  }
+  { let b = subgroupBroadcast(v, 6u);
+    (*acc)[24] = fma(vec4<f32>(b.x), wa, (*acc)[24]);
+    (*acc)[56] = fma(vec4<f32>(b.x), wb, (*acc)[56]);
+    (*acc)[25] = fma(vec4<f32>(b.y), wa, (*acc)[25]);
+    (*acc)[57] = fma(vec4<f32>(b.y), wb, (*acc)[57]);
+    (*acc)[26] = fma(vec4<f32>(b.z), wa, (*acc)[26]);
+    (*acc)[58] = fma(vec4<f32>(b.z), wb, (*acc)[58]);
+    (*acc)[27] = fma(vec4<f32>(b.w), wa, (*acc)[27]);
+    (*acc)[59] = fma(vec4<f32>(b.w), wb, (*acc)[59]);
+  }
+  { let b = subgroupBroadcast(v, 7u);
+    (*acc)[28] = fma(vec4<f32>(b.x), wa, (*acc)[28]);
+    (*acc)[60] = fma(vec4<f32>(b.x), wb, (*acc)[60]);
+    (*acc)[29] = fma(vec4<f32>(b.y), wa, (*acc)[29]);
+    (*acc)[61] = fma(vec4<f32>(b.y), wb, (*acc)[61]);
+    (*acc)[30] = fma(vec4<f32>(b.z), wa, (*acc)[30]);
+    (*acc)[62] = fma(vec4<f32>(b.z), wb, (*acc)[62]);
+    (*acc)[31] = fma(vec4<f32>(b.w), wa, (*acc)[31]);
+    (*acc)[63] = fma(vec4<f32>(b.w), wb, (*acc)[63]);
+  }
+}
+
 // Stores the rows tile of `rows_sg` / `rows_cl`: acc[j] is destination row row0 + j, columns
 // 4*c4 .. 4*c4+3 of group g.
 fn store_rows(acc: ptr<function, array<vec4<f32>, TM>>, row0: u32, g: u32, c4: u32) {
@@ -281,6 +368,71 @@ fn dw_cl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index)
       part[idx] = part[idx] + acc[j];
     } else {
       part[idx] = acc[j];
+    }
+  }
+}
+
+@compute @workgroup_size(8)
+fn dw_cl2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  let taps = dp.khkw;
+  let Kc = taps * dp.CinG4;             // vec4 columns: (tap, ci4)
+  let kc = wid.x * 2u * LANES + lane;
+  let kcl = min(kc, Kc - 1u);
+  let t = kcl / dp.CinG4;
+  let ci4 = kcl % dp.CinG4;
+  let cy = i32((t / dp.kw) * dp.dly) - dp.py;
+  let cx = i32((t % dp.kw) * dp.dlx) - dp.px;
+  let kc2 = kc + LANES;
+  let kcl2 = min(kc2, Kc - 1u);
+  let t2 = kcl2 / dp.CinG4;
+  let ci42 = kcl2 % dp.CinG4;
+  let cy2 = i32((t2 / dp.kw) * dp.dly) - dp.py;
+  let cx2 = i32((t2 % dp.kw) * dp.dlx) - dp.px;
+  let co4 = min(wid.y * LANES + lane, dp.CoutG4 - 1u);
+  let g = wid.z / dp.S;
+  let s = wid.z % dp.S;
+  let H = i32(dp.H);
+  let W = i32(dp.W);
+  let xpix = dp.G * dp.CinG4;
+  let dpix = dp.G * dp.CoutG4;
+  let xo = g * dp.CinG4 + ci4;
+  let xo2 = g * dp.CinG4 + ci42;
+  let dof = g * dp.CoutG4 + co4;
+  var acc: array<vec4<f32>, 64>;
+  let r0 = s * dp.rps;
+  let r1 = min(r0 + dp.rps, dp.rowsN);
+  for (var rr = r0; rr < r1; rr++) {
+    let n = rr / dp.Ho;
+    let oy = rr % dp.Ho;
+    let iy = i32(oy * dp.sy) + cy;
+    let rok = iy >= 0 && iy < H;
+    let xrow = (n * dp.H + u32(max(iy, 0))) * dp.W;
+    let iy2 = i32(oy * dp.sy) + cy2;
+    let rok2 = iy2 >= 0 && iy2 < H;
+    let xrow2 = (n * dp.H + u32(max(iy2, 0))) * dp.W;
+    let drow = (n * dp.Ho + oy) * dp.Wo;
+    for (var ox = 0u; ox < dp.Wo; ox++) {
+      let ix = i32(ox * dp.sx) + cx;
+      let ok = rok && ix >= 0 && ix < W;
+      let xv = x4[select(0u, (xrow + u32(ix)) * xpix + xo, ok)] * select(0.0, 1.0, ok);
+      let ix2 = i32(ox * dp.sx) + cx2;
+      let ok2 = rok2 && ix2 >= 0 && ix2 < W;
+      let xv2 = x4[select(0u, (xrow2 + u32(ix2)) * xpix + xo2, ok2)] * select(0.0, 1.0, ok2);
+      let dv = dy4[(drow + ox) * dpix + dof];
+      bfma4x2(&acc, dv, xv, xv2);
+    }
+  }
+  for (var j = 0u; j < TM; j++) {
+    let co = wid.y * TM + j;
+    if (co >= dp.CoutG) { break; }
+    let rowi = ((s * dp.G + g) * dp.CoutG + co) * taps;
+    if (kc < Kc) {
+      let idx = (rowi + t) * dp.CinG4 + ci4;
+      part[idx] = select(acc[j], part[idx] + acc[j], dp.accumulate != 0u);
+    }
+    if (kc2 < Kc) {
+      let idx = (rowi + t2) * dp.CinG4 + ci42;
+      part[idx] = select(acc[TM + j], part[idx] + acc[TM + j], dp.accumulate != 0u);
     }
   }
 }

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { backward, param } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
-import { conv2dVariant, pwS2Applies, rowsPlan } from '../../src/kernels/conv2d.js';
+import { conv2dVariant, pwS2Applies, rowsPlan, runConv2dWeightGrad } from '../../src/kernels/conv2d.js';
 import { conv2d, conv2dGeometry, type Conv2dOptions } from '../../src/ops/conv.js';
 import '../../src/ops/index.js';
 import { tidy } from '../../src/tensor/scope.js';
@@ -234,6 +234,36 @@ describe('strided 1x1 forward kernel (pw_s2_sg)', () => {
     ]);
     await checkCase(tiny, c, 320);
     await checkCase(tiny, { ...c, name: 'split pw s2 Wo%4=2', x: [5, 2, 12, 12], w: [10, 2, 1, 1] }, 321);
+  });
+});
+
+describe('weight-gradient kernel choice on the sg variant', () => {
+  const dwKernels = (c: Case): string[] => {
+    const g = conv2dGeometry(c.x, c.w, null, c as Conv2dOptions);
+    const spy = vi.spyOn(sg, 'dispatch');
+    try {
+      tidy(() => {
+        const x = Tensor.zeros(sg, c.x);
+        const dy = Tensor.zeros(sg, [g.N, g.Cout, g.Ho, g.Wo]);
+        const dw = Tensor.empty(sg, c.w);
+        runConv2dWeightGrad(x, dy, dw, g);
+      });
+      return spy.mock.calls.map((a) => a[0].name).filter((n) => n.includes('dw'));
+    } finally {
+      spy.mockRestore();
+    }
+  };
+  test('more than 8 column vec4s (taps x input channels / 4) take dw_cl2, fewer dw_cl', () => {
+    // 3x3 over 9 channels: 9 taps x 3 vec4 = 27 columns; AWKWARD has several such cases.
+    expect(dwKernels({ name: 'wide', x: [1, 9, 6, 5], w: [7, 9, 3, 3], padding: 1 })).toEqual([
+      'conv2d_sg.dw_cl2',
+    ]);
+    // 1x2 over 3 channels: 2 columns.
+    expect(dwKernels({ name: 'narrow', x: [1, 3, 6, 5], w: [4, 3, 1, 2] })).toEqual(['conv2d_sg.dw_cl']);
+    // Both occur in the tables every variant is checked on.
+    const cols = (c: Case) => (c.w[2] * c.w[3] * Math.ceil(c.w[1] / 4)) as number;
+    expect(AWKWARD.some((c) => cols(c) > 8 && !(c.w[2] === 1 && c.w[3] === 1))).toBe(true);
+    expect(AWKWARD.some((c) => cols(c) <= 8 && !(c.w[2] === 1 && c.w[3] === 1))).toBe(true);
   });
 });
 
