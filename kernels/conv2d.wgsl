@@ -24,7 +24,7 @@
 //   channel-last `dw_cl`: ld = taps*CinG4*4, cip = CinG4*4; db: ld = Kg = 1). 1-D folded grid.
 // Entry `to_cl`: channel-last copy of an NCHW batch chunk for the subgroup kernels:
 //   cl[n][p][g][c4] = vec4 of channels g*CG + 4*c4 .. +3 at pixel p (zero past CG). 1-D folded grid
-//   over vec4 outputs.
+//   over (n, p, g); each invocation writes the CG4 vec4 of its pixel and group.
 // Entry `bias_partial`: part[s*C + c] (+)= sum over the chunk's batch items n and the pixels
 //   [s*ps, (s+1)*ps) of dy(n, c, p). 1-D folded grid over C*S invocations.
 // Numerics: f32 accumulation with fma chains; split sums are added in a fixed order (blocked, so no
@@ -120,7 +120,7 @@ struct SumParams {
 }
 
 struct ClParams {
-  total: u32,   // vec4 outputs: nb * HW * G * CG4
+  total: u32,   // invocations: nb * HW * G (each writes CG4 vec4)
   C: u32,
   CG: u32,
   CG4: u32,
@@ -373,23 +373,27 @@ fn sum_parts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(WG)
 fn to_cl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_index) lid: u32) {
+  // One invocation per (n, p, g): the index arithmetic (integer division, which CPU drivers run
+  // lane by lane) is paid once per pixel and group, not once per vec4.
   let o = (wid.y * nwg.x + wid.x) * WG + lid;
   if (o >= cp.total) { return; }
-  let c4 = o % cp.CG4;
-  let r = o / cp.CG4;
-  let g = r % cp.G;
-  let r2 = r / cp.G;
-  let p = r2 % cp.HW;
-  let n = r2 / cp.HW;
-  let c0 = c4 * 4u;
-  let base = cp.base + (n * cp.C + g * cp.CG + c0) * cp.HW + p;
-  var v = vec4<f32>(0.0);
-  for (var j = 0u; j < 4u; j++) {
-    if (c0 + j < cp.CG) {
-      v[j] = nchw[base + j * cp.HW];
+  let g = o % cp.G;
+  let r = o / cp.G;
+  let p = r % cp.HW;
+  let n = r / cp.HW;
+  var si = cp.base + (n * cp.C + g * cp.CG) * cp.HW + p;
+  let di = o * cp.CG4;
+  for (var c4 = 0u; c4 < cp.CG4; c4++) {
+    let c0 = c4 * 4u;
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+      if (c0 + j < cp.CG) {
+        v[j] = nchw[si + j * cp.HW];
+      }
     }
+    si += 4u * cp.HW;
+    cl[di + c4] = v;
   }
-  cl[o] = v;
 }
 
 @compute @workgroup_size(WG)

@@ -399,10 +399,10 @@ function toChannelLast(
   const CG = C / G;
   const CG4 = ceilDiv(CG, 4);
   const sl = bindSlice(gpu, t, n0 * C * HW, nb * C * HW);
-  const total = nb * HW * G * CG4;
+  const total = nb * HW * G; // invocations: one per (n, p, g)
   gpu.dispatch(
     toClKernel,
-    [sl.binding, { buffer: out.buffer, offset: 0, size: total * 16 }],
+    [sl.binding, { buffer: out.buffer, offset: 0, size: total * CG4 * 16 }],
     { total, C, CG, CG4, G, HW, base: sl.base },
     grid1d(gpu, ceilDiv(total, WG1)),
   );
