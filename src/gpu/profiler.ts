@@ -63,7 +63,10 @@ export class KernelProfiler {
       size: bytes,
       usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
     });
-    b.read = this.device.createBuffer({ size: bytes, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    b.read = this.device.createBuffer({
+      size: bytes,
+      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+    });
     encoder.resolveQuerySet(b.querySet, 0, 2 * b.names.length, b.resolve, 0);
     encoder.copyBufferToBuffer(b.resolve, 0, b.read, 0, bytes);
   }
