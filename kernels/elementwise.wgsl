@@ -211,33 +211,53 @@ fn in_ext(v: i32, e: u32) -> bool {
 
 // out[c] = x[a_off + sum_d (c_d + ast_d) * as_d] when every c_d + ast_d lies in [0, ae_d), else 0.
 // Permute: as_d = permuted strides, ast_d = 0, ae_d = d_d. Pad: ast_d = -pad_lo. Crop: ast_d = lo.
+// Dispatch: 1-D over ceil(n / GATHER_RUN) invocations (see below).
+// GATHER_RUN consecutive outputs per invocation: the coordinates (integer division, which CPU
+// drivers run lane by lane) are computed once for the run and then stepped along the innermost axis.
+const GATHER_RUN: u32 = 4u;
+
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = linear_id(wid, nwg, lid);
   let p = params_un;
-  if (i >= p.n) { return; }
-  var r = i + p.i_off;
-  let c5 = i32(r % p.d5); r = r / p.d5;
-  let c4 = i32(r % p.d4); r = r / p.d4;
-  let c3 = i32(r % p.d3); r = r / p.d3;
-  let c2 = i32(r % p.d2); r = r / p.d2;
-  let c1 = i32(r % p.d1); r = r / p.d1;
-  let c0 = i32(r);
-  let s0 = c0 + p.ast0; let s1 = c1 + p.ast1; let s2 = c2 + p.ast2;
-  let s3 = c3 + p.ast3; let s4 = c4 + p.ast4; let s5 = c5 + p.ast5;
-  let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
-               in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
-  var v = 0.0;
-  if (inside) {
-    let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 + s5 * p.as5;
-    let rel = u32(src_i) - p.x_lo;
-    if (rel >= p.x_len) { return; }
-    v = x[rel];
-  } else if (p.write_pad == 0u) {
-    return;
+  let i0 = linear_id(wid, nwg, lid) * GATHER_RUN;
+  if (i0 >= p.n) { return; }
+  var r = i0 + p.i_off;
+  var c5 = i32(r % p.d5); r = r / p.d5;
+  var c4 = i32(r % p.d4); r = r / p.d4;
+  var c3 = i32(r % p.d3); r = r / p.d3;
+  var c2 = i32(r % p.d2); r = r / p.d2;
+  var c1 = i32(r % p.d1); r = r / p.d1;
+  var c0 = i32(r);
+  for (var j = 0u; j < GATHER_RUN; j++) {
+    let i = i0 + j;
+    if (i >= p.n) { break; }
+    if (j > 0u) {
+      c5 += 1;
+      if (c5 == i32(p.d5)) {
+        // Past the end of the innermost axis: recompute every coordinate.
+        var q = i + p.i_off;
+        c5 = i32(q % p.d5); q = q / p.d5;
+        c4 = i32(q % p.d4); q = q / p.d4;
+        c3 = i32(q % p.d3); q = q / p.d3;
+        c2 = i32(q % p.d2); q = q / p.d2;
+        c1 = i32(q % p.d1); q = q / p.d1;
+        c0 = i32(q);
+      }
+    }
+    let s0 = c0 + p.ast0; let s1 = c1 + p.ast1; let s2 = c2 + p.ast2;
+    let s3 = c3 + p.ast3; let s4 = c4 + p.ast4; let s5 = c5 + p.ast5;
+    let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
+                 in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
+    if (inside) {
+      let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 +
+                  s5 * p.as5;
+      let rel = u32(src_i) - p.x_lo;
+      if (rel < p.x_len) { out1[i] = x[rel]; }
+    } else if (p.write_pad != 0u) {
+      out1[i] = 0.0;
+    }
   }
-  out1[i] = v;
 }
 
 // ---------------------------------------------------------------- vec4 entries (see header)

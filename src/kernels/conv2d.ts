@@ -24,7 +24,7 @@ import { defineKernel } from '../gpu/kernel.js';
 import type { UniformLayout } from '../gpu/uniforms.js';
 import { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
-import { grid1d } from './grid.js';
+import { grid1d, wgslConst } from './grid.js';
 import { batchChunks, bindingLimitError, bindSlice } from './split.js';
 import { runGather } from './elementwise.js';
 import { runGemm } from './gemm.js';
@@ -322,15 +322,8 @@ export const packPwKernel = defineKernel({
   overrides: { WG: PW_PACK_WG },
 });
 
-/**
- * Register-tile sizes are WGSL `const`s (function-scope arrays need constant sizes), read here from
- * the kernel sources so they are written down once.
- */
-function wgslConst(src: string, name: string): number {
-  const m = new RegExp(`const ${name}: u32 = (\\d+)u;`).exec(src);
-  if (!m) throw new Error(`conv2d: const ${name} not found in the kernel source`);
-  return Number(m[1]);
-}
+// Register-tile sizes are WGSL `const`s (function-scope arrays need constant sizes), read from the
+// kernel sources (wgslConst) so they are written down once.
 /** Rows per invocation of the plain kernels. */
 const RP = wgslConst(plainSource, 'RP');
 /** Rows per workgroup of the subgroup kernels (LANES x R; dw_cl: 8 lanes x vec4). */

@@ -7,7 +7,7 @@ import { defineKernel, type KernelSpec } from '../gpu/kernel.js';
 import type { UniformLayout } from '../gpu/uniforms.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
-import { grid1d } from './grid.js';
+import { grid1d, wgslConst } from './grid.js';
 import { flatChunks } from './split.js';
 import { elementwise as source } from './wgsl.gen.js';
 
@@ -278,6 +278,9 @@ export interface GatherGeometry {
   offset?: number;
 }
 
+/** Consecutive outputs per invocation of the gather entry. */
+const GATHER_RUN = wgslConst(source, 'GATHER_RUN');
+
 export function runGather(x: Tensor, out: Tensor, g: GatherGeometry): void {
   const d = padTo6(g.dims, 1);
   const s = padTo6(g.strides, 0);
@@ -292,7 +295,7 @@ export function runGather(x: Tensor, out: Tensor, g: GatherGeometry): void {
     u[`ae${i}`] = e[i]!;
   }
   const geo = { dims: d, strides: s, starts: st, extents: e, offset: g.offset ?? 0 };
-  runWindowed(gatherKernel, out, u, {}, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }]);
+  runWindowed(gatherKernel, out, u, {}, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }], GATHER_RUN);
 }
 
 /** A strided read of one operand: out coordinate c reads offset + sum_d (c_d + starts_d) * strides_d. */
@@ -362,13 +365,15 @@ function runWindowed(
   u: Record<string, number>,
   overrides: Record<string, number>,
   operands: readonly WindowedOperand[],
+  perInvocation = 1,
 ): void {
   const gpu = out.gpu;
+  const launch = (count: number) => launch1d(gpu, Math.ceil(count / perInvocation));
   const n = out.size;
   const limit = gpu.profile.maxStorageBindingBytes;
   if (out.size * 4 <= limit && operands.every((o) => o.t.size * 4 <= limit)) {
     const bindings = [...operands.map((o) => o.t.binding()), out.binding()];
-    gpu.dispatch(kernel, bindings, { ...u, n }, launch1d(gpu, n), overrides);
+    gpu.dispatch(kernel, bindings, { ...u, n }, launch(n), overrides);
     return;
   }
   const alignElems = Math.max(1, gpu.profile.minStorageOffsetAlignment / 4);
@@ -399,7 +404,7 @@ function runWindowed(
         return { buffer: o.t.buffer, offset: w * 4, size: Math.max(4, len * 4) };
       });
       bindings.push({ buffer: out.buffer, offset: s * 4, size: Math.max(4, c * 4) });
-      gpu.dispatch(kernel, bindings, uc, launch1d(gpu, c), overrides);
+      gpu.dispatch(kernel, bindings, uc, launch(c), overrides);
       first = false;
     }
   }
