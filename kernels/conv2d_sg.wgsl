@@ -21,12 +21,13 @@
 //   of 8 vec4 columns (32 channels).
 // Entry `dw_cl2`: dw_cl with two vec4 columns per lane (columns kc and kc + 8 of a block of 16;
 //   grid x = ceil(kh*kw*CinG4 / 16)): each broadcast dy vec4 feeds both, halving the dy loads and
-//   broadcasts per fma. Used when there are more than 8 column vec4s.
+//   broadcasts per fma. Used when there are more than 8 column vec4s. dw_cl and dw_cl2 are the
+//   same function (dw_tile) with wide = false / true.
 // Entry `rows_sg2`: rows_sg with two vec4 columns per lane (columns c4 and c4 + 8 of a block of
 //   16 vec4 = 64 channels; grid z = g*ncb + block, ncb = ceil(CdG4/16)): 64 accumulators, and each
 //   broadcast source value feeds both columns, so the source loads per fma halve. Used for more
 //   than 32 destination channels per group (~1.1x rows_sg on ResNet18's 3x3 convs); same sums in
-//   the same order.
+//   the same order. rows_sg and rows_sg2 are the same function (rows_tile) with wide = false / true.
 // Entry `dw_cl` (weight gradient, split over output rows, on channel-last copies made by
 //   conv2d.to_cl): part(s, g, co, t, ci) = sum over the output rows (n, oy) of split s and all ox of
 //   dy(n, g*CoutG+co, oy, ox) * x(n, g*CinG+ci, oy*sy-py+ky*dly, ox*sx-px+kx*dlx), t = ky*kw+kx.
@@ -126,177 +127,146 @@ const LANES: u32 = 8u;
 const R: u32 = 4u;
 const TM: u32 = 32u;
 
-// acc[base + l] += broadcast(v from lane l) * w, for the 8 lanes.
-fn bfma(acc: ptr<function, array<vec4<f32>, TM>>, base: u32, v: f32, w: vec4<f32>) {
-  (*acc)[base + 0u] = fma(vec4<f32>(subgroupBroadcast(v, 0u)), w, (*acc)[base + 0u]);
-  (*acc)[base + 1u] = fma(vec4<f32>(subgroupBroadcast(v, 1u)), w, (*acc)[base + 1u]);
-  (*acc)[base + 2u] = fma(vec4<f32>(subgroupBroadcast(v, 2u)), w, (*acc)[base + 2u]);
-  (*acc)[base + 3u] = fma(vec4<f32>(subgroupBroadcast(v, 3u)), w, (*acc)[base + 3u]);
-  (*acc)[base + 4u] = fma(vec4<f32>(subgroupBroadcast(v, 4u)), w, (*acc)[base + 4u]);
-  (*acc)[base + 5u] = fma(vec4<f32>(subgroupBroadcast(v, 5u)), w, (*acc)[base + 5u]);
-  (*acc)[base + 6u] = fma(vec4<f32>(subgroupBroadcast(v, 6u)), w, (*acc)[base + 6u]);
-  (*acc)[base + 7u] = fma(vec4<f32>(subgroupBroadcast(v, 7u)), w, (*acc)[base + 7u]);
-}
+// Accumulator tiles hold up to two column vec4 per lane: acc[j] is column 0, acc[ACC2 + j] column 1
+// (`wide` tiles only). The helpers take `wide` as an argument; every call site passes a constant, so
+// the compiler drops the second column of narrow tiles.
+const ACC2: u32 = 32u;
 
-// acc[base + l] += broadcast(v from lane l) * wa and acc[32 + base + l] += ... * wb (two column vec4).
-fn bfma2(acc: ptr<function, array<vec4<f32>, 64>>, base: u32, v: f32, wa: vec4<f32>, wb: vec4<f32>) {
+// acc[base + l] += broadcast(v from lane l) * wa (and acc[ACC2 + base + l] += ... * wb when wide),
+// for the 8 lanes.
+fn bfma(acc: ptr<function, array<vec4<f32>, 64>>, base: u32, v: f32, wa: vec4<f32>, wb: vec4<f32>,
+        wide: bool) {
   { let b = vec4<f32>(subgroupBroadcast(v, 0u));
     (*acc)[base + 0u] = fma(b, wa, (*acc)[base + 0u]);
-    (*acc)[32u + base + 0u] = fma(b, wb, (*acc)[32u + base + 0u]); }
+    if (wide) { (*acc)[ACC2 + base + 0u] = fma(b, wb, (*acc)[ACC2 + base + 0u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 1u));
     (*acc)[base + 1u] = fma(b, wa, (*acc)[base + 1u]);
-    (*acc)[32u + base + 1u] = fma(b, wb, (*acc)[32u + base + 1u]); }
+    if (wide) { (*acc)[ACC2 + base + 1u] = fma(b, wb, (*acc)[ACC2 + base + 1u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 2u));
     (*acc)[base + 2u] = fma(b, wa, (*acc)[base + 2u]);
-    (*acc)[32u + base + 2u] = fma(b, wb, (*acc)[32u + base + 2u]); }
+    if (wide) { (*acc)[ACC2 + base + 2u] = fma(b, wb, (*acc)[ACC2 + base + 2u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 3u));
     (*acc)[base + 3u] = fma(b, wa, (*acc)[base + 3u]);
-    (*acc)[32u + base + 3u] = fma(b, wb, (*acc)[32u + base + 3u]); }
+    if (wide) { (*acc)[ACC2 + base + 3u] = fma(b, wb, (*acc)[ACC2 + base + 3u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 4u));
     (*acc)[base + 4u] = fma(b, wa, (*acc)[base + 4u]);
-    (*acc)[32u + base + 4u] = fma(b, wb, (*acc)[32u + base + 4u]); }
+    if (wide) { (*acc)[ACC2 + base + 4u] = fma(b, wb, (*acc)[ACC2 + base + 4u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 5u));
     (*acc)[base + 5u] = fma(b, wa, (*acc)[base + 5u]);
-    (*acc)[32u + base + 5u] = fma(b, wb, (*acc)[32u + base + 5u]); }
+    if (wide) { (*acc)[ACC2 + base + 5u] = fma(b, wb, (*acc)[ACC2 + base + 5u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 6u));
     (*acc)[base + 6u] = fma(b, wa, (*acc)[base + 6u]);
-    (*acc)[32u + base + 6u] = fma(b, wb, (*acc)[32u + base + 6u]); }
+    if (wide) { (*acc)[ACC2 + base + 6u] = fma(b, wb, (*acc)[ACC2 + base + 6u]); } }
   { let b = vec4<f32>(subgroupBroadcast(v, 7u));
     (*acc)[base + 7u] = fma(b, wa, (*acc)[base + 7u]);
-    (*acc)[32u + base + 7u] = fma(b, wb, (*acc)[32u + base + 7u]); }
+    if (wide) { (*acc)[ACC2 + base + 7u] = fma(b, wb, (*acc)[ACC2 + base + 7u]); } }
 }
 
-// acc[4*l + c] += broadcast(v[c] from lane l) * w, for the 8 lanes and 4 components.
-fn bfma4(acc: ptr<function, array<vec4<f32>, TM>>, v: vec4<f32>, w: vec4<f32>) {
-  let b0 = subgroupBroadcast(v, 0u);
-  let b1 = subgroupBroadcast(v, 1u);
-  let b2 = subgroupBroadcast(v, 2u);
-  let b3 = subgroupBroadcast(v, 3u);
-  let b4 = subgroupBroadcast(v, 4u);
-  let b5 = subgroupBroadcast(v, 5u);
-  let b6 = subgroupBroadcast(v, 6u);
-  let b7 = subgroupBroadcast(v, 7u);
-  (*acc)[0] = fma(vec4<f32>(b0.x), w, (*acc)[0]);
-  (*acc)[1] = fma(vec4<f32>(b0.y), w, (*acc)[1]);
-  (*acc)[2] = fma(vec4<f32>(b0.z), w, (*acc)[2]);
-  (*acc)[3] = fma(vec4<f32>(b0.w), w, (*acc)[3]);
-  (*acc)[4] = fma(vec4<f32>(b1.x), w, (*acc)[4]);
-  (*acc)[5] = fma(vec4<f32>(b1.y), w, (*acc)[5]);
-  (*acc)[6] = fma(vec4<f32>(b1.z), w, (*acc)[6]);
-  (*acc)[7] = fma(vec4<f32>(b1.w), w, (*acc)[7]);
-  (*acc)[8] = fma(vec4<f32>(b2.x), w, (*acc)[8]);
-  (*acc)[9] = fma(vec4<f32>(b2.y), w, (*acc)[9]);
-  (*acc)[10] = fma(vec4<f32>(b2.z), w, (*acc)[10]);
-  (*acc)[11] = fma(vec4<f32>(b2.w), w, (*acc)[11]);
-  (*acc)[12] = fma(vec4<f32>(b3.x), w, (*acc)[12]);
-  (*acc)[13] = fma(vec4<f32>(b3.y), w, (*acc)[13]);
-  (*acc)[14] = fma(vec4<f32>(b3.z), w, (*acc)[14]);
-  (*acc)[15] = fma(vec4<f32>(b3.w), w, (*acc)[15]);
-  (*acc)[16] = fma(vec4<f32>(b4.x), w, (*acc)[16]);
-  (*acc)[17] = fma(vec4<f32>(b4.y), w, (*acc)[17]);
-  (*acc)[18] = fma(vec4<f32>(b4.z), w, (*acc)[18]);
-  (*acc)[19] = fma(vec4<f32>(b4.w), w, (*acc)[19]);
-  (*acc)[20] = fma(vec4<f32>(b5.x), w, (*acc)[20]);
-  (*acc)[21] = fma(vec4<f32>(b5.y), w, (*acc)[21]);
-  (*acc)[22] = fma(vec4<f32>(b5.z), w, (*acc)[22]);
-  (*acc)[23] = fma(vec4<f32>(b5.w), w, (*acc)[23]);
-  (*acc)[24] = fma(vec4<f32>(b6.x), w, (*acc)[24]);
-  (*acc)[25] = fma(vec4<f32>(b6.y), w, (*acc)[25]);
-  (*acc)[26] = fma(vec4<f32>(b6.z), w, (*acc)[26]);
-  (*acc)[27] = fma(vec4<f32>(b6.w), w, (*acc)[27]);
-  (*acc)[28] = fma(vec4<f32>(b7.x), w, (*acc)[28]);
-  (*acc)[29] = fma(vec4<f32>(b7.y), w, (*acc)[29]);
-  (*acc)[30] = fma(vec4<f32>(b7.z), w, (*acc)[30]);
-  (*acc)[31] = fma(vec4<f32>(b7.w), w, (*acc)[31]);
-}
-
-// acc[4*l + c] += broadcast(v[c] from lane l) * wa and acc[32 + 4*l + c] += ... * wb.
-fn bfma4x2(acc: ptr<function, array<vec4<f32>, 64>>, v: vec4<f32>, wa: vec4<f32>, wb: vec4<f32>) {
+// acc[4*l + c] += broadcast(v[c] from lane l) * wa (and acc[ACC2 + 4*l + c] += ... * wb when wide),
+// for the 8 lanes and 4 components.
+fn bfma4(acc: ptr<function, array<vec4<f32>, 64>>, v: vec4<f32>, wa: vec4<f32>, wb: vec4<f32>,
+         wide: bool) {
   { let b = subgroupBroadcast(v, 0u);
     (*acc)[0] = fma(vec4<f32>(b.x), wa, (*acc)[0]);
-    (*acc)[32] = fma(vec4<f32>(b.x), wb, (*acc)[32]);
     (*acc)[1] = fma(vec4<f32>(b.y), wa, (*acc)[1]);
-    (*acc)[33] = fma(vec4<f32>(b.y), wb, (*acc)[33]);
     (*acc)[2] = fma(vec4<f32>(b.z), wa, (*acc)[2]);
-    (*acc)[34] = fma(vec4<f32>(b.z), wb, (*acc)[34]);
     (*acc)[3] = fma(vec4<f32>(b.w), wa, (*acc)[3]);
-    (*acc)[35] = fma(vec4<f32>(b.w), wb, (*acc)[35]);
+    if (wide) {
+      (*acc)[ACC2 + 0u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 0u]);
+      (*acc)[ACC2 + 1u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 1u]);
+      (*acc)[ACC2 + 2u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 2u]);
+      (*acc)[ACC2 + 3u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 3u]);
+    }
   }
   { let b = subgroupBroadcast(v, 1u);
     (*acc)[4] = fma(vec4<f32>(b.x), wa, (*acc)[4]);
-    (*acc)[36] = fma(vec4<f32>(b.x), wb, (*acc)[36]);
     (*acc)[5] = fma(vec4<f32>(b.y), wa, (*acc)[5]);
-    (*acc)[37] = fma(vec4<f32>(b.y), wb, (*acc)[37]);
     (*acc)[6] = fma(vec4<f32>(b.z), wa, (*acc)[6]);
-    (*acc)[38] = fma(vec4<f32>(b.z), wb, (*acc)[38]);
     (*acc)[7] = fma(vec4<f32>(b.w), wa, (*acc)[7]);
-    (*acc)[39] = fma(vec4<f32>(b.w), wb, (*acc)[39]);
+    if (wide) {
+      (*acc)[ACC2 + 4u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 4u]);
+      (*acc)[ACC2 + 5u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 5u]);
+      (*acc)[ACC2 + 6u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 6u]);
+      (*acc)[ACC2 + 7u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 7u]);
+    }
   }
   { let b = subgroupBroadcast(v, 2u);
     (*acc)[8] = fma(vec4<f32>(b.x), wa, (*acc)[8]);
-    (*acc)[40] = fma(vec4<f32>(b.x), wb, (*acc)[40]);
     (*acc)[9] = fma(vec4<f32>(b.y), wa, (*acc)[9]);
-    (*acc)[41] = fma(vec4<f32>(b.y), wb, (*acc)[41]);
     (*acc)[10] = fma(vec4<f32>(b.z), wa, (*acc)[10]);
-    (*acc)[42] = fma(vec4<f32>(b.z), wb, (*acc)[42]);
     (*acc)[11] = fma(vec4<f32>(b.w), wa, (*acc)[11]);
-    (*acc)[43] = fma(vec4<f32>(b.w), wb, (*acc)[43]);
+    if (wide) {
+      (*acc)[ACC2 + 8u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 8u]);
+      (*acc)[ACC2 + 9u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 9u]);
+      (*acc)[ACC2 + 10u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 10u]);
+      (*acc)[ACC2 + 11u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 11u]);
+    }
   }
   { let b = subgroupBroadcast(v, 3u);
     (*acc)[12] = fma(vec4<f32>(b.x), wa, (*acc)[12]);
-    (*acc)[44] = fma(vec4<f32>(b.x), wb, (*acc)[44]);
     (*acc)[13] = fma(vec4<f32>(b.y), wa, (*acc)[13]);
-    (*acc)[45] = fma(vec4<f32>(b.y), wb, (*acc)[45]);
     (*acc)[14] = fma(vec4<f32>(b.z), wa, (*acc)[14]);
-    (*acc)[46] = fma(vec4<f32>(b.z), wb, (*acc)[46]);
     (*acc)[15] = fma(vec4<f32>(b.w), wa, (*acc)[15]);
-    (*acc)[47] = fma(vec4<f32>(b.w), wb, (*acc)[47]);
+    if (wide) {
+      (*acc)[ACC2 + 12u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 12u]);
+      (*acc)[ACC2 + 13u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 13u]);
+      (*acc)[ACC2 + 14u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 14u]);
+      (*acc)[ACC2 + 15u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 15u]);
+    }
   }
   { let b = subgroupBroadcast(v, 4u);
     (*acc)[16] = fma(vec4<f32>(b.x), wa, (*acc)[16]);
-    (*acc)[48] = fma(vec4<f32>(b.x), wb, (*acc)[48]);
     (*acc)[17] = fma(vec4<f32>(b.y), wa, (*acc)[17]);
-    (*acc)[49] = fma(vec4<f32>(b.y), wb, (*acc)[49]);
     (*acc)[18] = fma(vec4<f32>(b.z), wa, (*acc)[18]);
-    (*acc)[50] = fma(vec4<f32>(b.z), wb, (*acc)[50]);
     (*acc)[19] = fma(vec4<f32>(b.w), wa, (*acc)[19]);
-    (*acc)[51] = fma(vec4<f32>(b.w), wb, (*acc)[51]);
+    if (wide) {
+      (*acc)[ACC2 + 16u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 16u]);
+      (*acc)[ACC2 + 17u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 17u]);
+      (*acc)[ACC2 + 18u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 18u]);
+      (*acc)[ACC2 + 19u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 19u]);
+    }
   }
   { let b = subgroupBroadcast(v, 5u);
     (*acc)[20] = fma(vec4<f32>(b.x), wa, (*acc)[20]);
-    (*acc)[52] = fma(vec4<f32>(b.x), wb, (*acc)[52]);
     (*acc)[21] = fma(vec4<f32>(b.y), wa, (*acc)[21]);
-    (*acc)[53] = fma(vec4<f32>(b.y), wb, (*acc)[53]);
     (*acc)[22] = fma(vec4<f32>(b.z), wa, (*acc)[22]);
-    (*acc)[54] = fma(vec4<f32>(b.z), wb, (*acc)[54]);
     (*acc)[23] = fma(vec4<f32>(b.w), wa, (*acc)[23]);
-    (*acc)[55] = fma(vec4<f32>(b.w), wb, (*acc)[55]);
+    if (wide) {
+      (*acc)[ACC2 + 20u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 20u]);
+      (*acc)[ACC2 + 21u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 21u]);
+      (*acc)[ACC2 + 22u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 22u]);
+      (*acc)[ACC2 + 23u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 23u]);
+    }
   }
   { let b = subgroupBroadcast(v, 6u);
     (*acc)[24] = fma(vec4<f32>(b.x), wa, (*acc)[24]);
-    (*acc)[56] = fma(vec4<f32>(b.x), wb, (*acc)[56]);
     (*acc)[25] = fma(vec4<f32>(b.y), wa, (*acc)[25]);
-    (*acc)[57] = fma(vec4<f32>(b.y), wb, (*acc)[57]);
     (*acc)[26] = fma(vec4<f32>(b.z), wa, (*acc)[26]);
-    (*acc)[58] = fma(vec4<f32>(b.z), wb, (*acc)[58]);
     (*acc)[27] = fma(vec4<f32>(b.w), wa, (*acc)[27]);
-    (*acc)[59] = fma(vec4<f32>(b.w), wb, (*acc)[59]);
+    if (wide) {
+      (*acc)[ACC2 + 24u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 24u]);
+      (*acc)[ACC2 + 25u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 25u]);
+      (*acc)[ACC2 + 26u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 26u]);
+      (*acc)[ACC2 + 27u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 27u]);
+    }
   }
   { let b = subgroupBroadcast(v, 7u);
     (*acc)[28] = fma(vec4<f32>(b.x), wa, (*acc)[28]);
-    (*acc)[60] = fma(vec4<f32>(b.x), wb, (*acc)[60]);
     (*acc)[29] = fma(vec4<f32>(b.y), wa, (*acc)[29]);
-    (*acc)[61] = fma(vec4<f32>(b.y), wb, (*acc)[61]);
     (*acc)[30] = fma(vec4<f32>(b.z), wa, (*acc)[30]);
-    (*acc)[62] = fma(vec4<f32>(b.z), wb, (*acc)[62]);
     (*acc)[31] = fma(vec4<f32>(b.w), wa, (*acc)[31]);
-    (*acc)[63] = fma(vec4<f32>(b.w), wb, (*acc)[63]);
+    if (wide) {
+      (*acc)[ACC2 + 28u] = fma(vec4<f32>(b.x), wb, (*acc)[ACC2 + 28u]);
+      (*acc)[ACC2 + 29u] = fma(vec4<f32>(b.y), wb, (*acc)[ACC2 + 29u]);
+      (*acc)[ACC2 + 30u] = fma(vec4<f32>(b.z), wb, (*acc)[ACC2 + 30u]);
+      (*acc)[ACC2 + 31u] = fma(vec4<f32>(b.w), wb, (*acc)[ACC2 + 31u]);
+    }
   }
 }
 
-// Stores the rows tile of `rows_sg` / `rows_cl`: acc[j] is destination row row0 + j, columns
-// 4*c4 .. 4*c4+3 of group g.
-fn store_rows(acc: ptr<function, array<vec4<f32>, TM>>, row0: u32, g: u32, c4: u32) {
+// Stores column `col` (0 or 1) of the rows tile of `rows_sg` / `rows_sg2`: acc[col*ACC2 + j] is
+// destination row row0 + j, columns 4*c4 .. 4*c4+3 of group g.
+fn store_rows(acc: ptr<function, array<vec4<f32>, 64>>, col: u32, row0: u32, g: u32, c4: u32) {
   if (c4 >= rp.CdG4) { return; }
   let HWd = rp.Hd * rp.Wd;
   var b = vec4<f32>(0.0);
@@ -313,7 +283,7 @@ fn store_rows(acc: ptr<function, array<vec4<f32>, TM>>, row0: u32, g: u32, c4: u
     let oy = (q / rp.Qw) * rp.sdy + rp.ody;
     let ox = (q % rp.Qw) * rp.sdx + rp.odx;
     let base = rp.d_base + (n * rp.Cd + g * rp.CdG + c4 * 4u) * HWd + oy * rp.Wd + ox;
-    let v = (*acc)[j] + b;
+    let v = (*acc)[col * ACC2 + j] + b;
     for (var k = 0u; k < 4u; k++) {
       if (c4 * 4u + k < rp.CdG) {
         dst[base + k * HWd] = v[k];
@@ -322,81 +292,48 @@ fn store_rows(acc: ptr<function, array<vec4<f32>, TM>>, row0: u32, g: u32, c4: u
   }
 }
 
-@compute @workgroup_size(8)
-fn dw_cl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
-  let taps = dp.khkw;
-  let Kc = taps * dp.CinG4;             // vec4 columns: (tap, ci4)
-  let kc = wid.x * LANES + lane;
-  let kcl = min(kc, Kc - 1u);
-  let t = kcl / dp.CinG4;
-  let ci4 = kcl % dp.CinG4;
-  let cy = i32((t / dp.kw) * dp.dly) - dp.py;
-  let cx = i32((t % dp.kw) * dp.dlx) - dp.px;
-  let co4 = min(wid.y * LANES + lane, dp.CoutG4 - 1u);
-  let g = wid.z / dp.S;
-  let s = wid.z % dp.S;
-  let H = i32(dp.H);
-  let W = i32(dp.W);
-  let xpix = dp.G * dp.CinG4;
-  let dpix = dp.G * dp.CoutG4;
-  let xo = g * dp.CinG4 + ci4;
-  let dof = g * dp.CoutG4 + co4;
-  var acc: array<vec4<f32>, TM>;
-  let r0 = s * dp.rps;
-  let r1 = min(r0 + dp.rps, dp.rowsN);
-  for (var rr = r0; rr < r1; rr++) {
-    let n = rr / dp.Ho;
-    let oy = rr % dp.Ho;
-    let iy = i32(oy * dp.sy) + cy;
-    let rok = iy >= 0 && iy < H;
-    let xrow = (n * dp.H + u32(max(iy, 0))) * dp.W;
-    let drow = (n * dp.Ho + oy) * dp.Wo;
-    for (var ox = 0u; ox < dp.Wo; ox++) {
-      let ix = i32(ox * dp.sx) + cx;
-      let ok = rok && ix >= 0 && ix < W;
-      let xv = x4[select(0u, (xrow + u32(ix)) * xpix + xo, ok)] * select(0.0, 1.0, ok);
-      let dv = dy4[(drow + ox) * dpix + dof];
-      bfma4(&acc, dv, xv);
-    }
-  }
-  if (kc >= Kc) { return; }
-  for (var j = 0u; j < TM; j++) {
-    let co = wid.y * TM + j;
-    if (co >= dp.CoutG) { break; }
-    let idx = (((s * dp.G + g) * dp.CoutG + co) * taps + t) * dp.CinG4 + ci4;
-    if (dp.accumulate != 0u) {
-      part[idx] = part[idx] + acc[j];
-    } else {
-      part[idx] = acc[j];
-    }
-  }
+// Column `col` of a dw tile: vec4 column kc = wid.x*(8 or 16) + col*8 + lane of (tap, ci4).
+struct DwCol {
+  kc: u32,
+  t: u32,
+  ci4: u32,
+  cy: i32,
+  cx: i32,
+  xo: u32,
 }
 
-@compute @workgroup_size(8)
-fn dw_cl2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+fn dw_col(wid: vec3<u32>, lane: u32, col: u32, wide: bool, g: u32) -> DwCol {
+  let Kc = dp.khkw * dp.CinG4;
+  var c: DwCol;
+  c.kc = wid.x * select(1u, 2u, wide) * LANES + col * LANES + lane;
+  let kcl = min(c.kc, Kc - 1u);
+  c.t = kcl / dp.CinG4;
+  c.ci4 = kcl % dp.CinG4;
+  c.cy = i32((c.t / dp.kw) * dp.dly) - dp.py;
+  c.cx = i32((c.t % dp.kw) * dp.dlx) - dp.px;
+  c.xo = g * dp.CinG4 + c.ci4;
+  return c;
+}
+
+// x vec4 of column c at output pixel (oy row base xrow / validity rok, ox); 0 outside x.
+fn dw_x(c: DwCol, rok: bool, xrow: u32, ox: u32, xpix: u32) -> vec4<f32> {
+  let ix = i32(ox * dp.sx) + c.cx;
+  let ok = rok && ix >= 0 && ix < i32(dp.W);
+  return x4[select(0u, (xrow + u32(ix)) * xpix + c.xo, ok)] * select(0.0, 1.0, ok);
+}
+
+// The weight-gradient tile of `dw_cl` (one column vec4 per lane) or `dw_cl2` (wide: two).
+fn dw_tile(wid: vec3<u32>, lane: u32, wide: bool) {
   let taps = dp.khkw;
   let Kc = taps * dp.CinG4;             // vec4 columns: (tap, ci4)
-  let kc = wid.x * 2u * LANES + lane;
-  let kcl = min(kc, Kc - 1u);
-  let t = kcl / dp.CinG4;
-  let ci4 = kcl % dp.CinG4;
-  let cy = i32((t / dp.kw) * dp.dly) - dp.py;
-  let cx = i32((t % dp.kw) * dp.dlx) - dp.px;
-  let kc2 = kc + LANES;
-  let kcl2 = min(kc2, Kc - 1u);
-  let t2 = kcl2 / dp.CinG4;
-  let ci42 = kcl2 % dp.CinG4;
-  let cy2 = i32((t2 / dp.kw) * dp.dly) - dp.py;
-  let cx2 = i32((t2 % dp.kw) * dp.dlx) - dp.px;
   let co4 = min(wid.y * LANES + lane, dp.CoutG4 - 1u);
   let g = wid.z / dp.S;
   let s = wid.z % dp.S;
+  let c0 = dw_col(wid, lane, 0u, wide, g);
+  let c1 = dw_col(wid, lane, 1u, wide, g);
   let H = i32(dp.H);
-  let W = i32(dp.W);
   let xpix = dp.G * dp.CinG4;
   let dpix = dp.G * dp.CoutG4;
-  let xo = g * dp.CinG4 + ci4;
-  let xo2 = g * dp.CinG4 + ci42;
   let dof = g * dp.CoutG4 + co4;
   var acc: array<vec4<f32>, 64>;
   let r0 = s * dp.rps;
@@ -404,111 +341,53 @@ fn dw_cl2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index
   for (var rr = r0; rr < r1; rr++) {
     let n = rr / dp.Ho;
     let oy = rr % dp.Ho;
-    let iy = i32(oy * dp.sy) + cy;
-    let rok = iy >= 0 && iy < H;
-    let xrow = (n * dp.H + u32(max(iy, 0))) * dp.W;
-    let iy2 = i32(oy * dp.sy) + cy2;
-    let rok2 = iy2 >= 0 && iy2 < H;
-    let xrow2 = (n * dp.H + u32(max(iy2, 0))) * dp.W;
+    let iy0 = i32(oy * dp.sy) + c0.cy;
+    let rok0 = iy0 >= 0 && iy0 < H;
+    let xrow0 = (n * dp.H + u32(max(iy0, 0))) * dp.W;
+    let iy1 = i32(oy * dp.sy) + c1.cy;
+    let rok1 = iy1 >= 0 && iy1 < H;
+    let xrow1 = (n * dp.H + u32(max(iy1, 0))) * dp.W;
     let drow = (n * dp.Ho + oy) * dp.Wo;
     for (var ox = 0u; ox < dp.Wo; ox++) {
-      let ix = i32(ox * dp.sx) + cx;
-      let ok = rok && ix >= 0 && ix < W;
-      let xv = x4[select(0u, (xrow + u32(ix)) * xpix + xo, ok)] * select(0.0, 1.0, ok);
-      let ix2 = i32(ox * dp.sx) + cx2;
-      let ok2 = rok2 && ix2 >= 0 && ix2 < W;
-      let xv2 = x4[select(0u, (xrow2 + u32(ix2)) * xpix + xo2, ok2)] * select(0.0, 1.0, ok2);
+      let xv0 = dw_x(c0, rok0, xrow0, ox, xpix);
+      var xv1 = vec4<f32>(0.0);
+      if (wide) { xv1 = dw_x(c1, rok1, xrow1, ox, xpix); }
       let dv = dy4[(drow + ox) * dpix + dof];
-      bfma4x2(&acc, dv, xv, xv2);
+      bfma4(&acc, dv, xv0, xv1, wide);
     }
   }
   for (var j = 0u; j < TM; j++) {
     let co = wid.y * TM + j;
     if (co >= dp.CoutG) { break; }
     let rowi = ((s * dp.G + g) * dp.CoutG + co) * taps;
-    if (kc < Kc) {
-      let idx = (rowi + t) * dp.CinG4 + ci4;
+    if (c0.kc < Kc) {
+      let idx = (rowi + c0.t) * dp.CinG4 + c0.ci4;
       part[idx] = select(acc[j], part[idx] + acc[j], dp.accumulate != 0u);
     }
-    if (kc2 < Kc) {
-      let idx = (rowi + t2) * dp.CinG4 + ci42;
-      part[idx] = select(acc[TM + j], part[idx] + acc[TM + j], dp.accumulate != 0u);
+    if (wide && c1.kc < Kc) {
+      let idx = (rowi + c1.t) * dp.CinG4 + c1.ci4;
+      part[idx] = select(acc[ACC2 + j], part[idx] + acc[ACC2 + j], dp.accumulate != 0u);
     }
   }
 }
 
 @compute @workgroup_size(8)
-fn rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lane: u32) {
-  let tile = wid.y * nwg.x + wid.x;
-  let g = wid.z / rp.ncb;
-  let c4 = (wid.z % rp.ncb) * LANES + lane;
-  let c4l = min(c4, rp.CdG4 - 1u);
-  let row0 = tile * TM;
-  let HWs = rp.Hs * rp.Ws;
-  // The R rows this lane gathers: row0 + i*LANES + lane.
-  var qy: array<i32, R>;
-  var qx: array<i32, R>;
-  var nb: array<u32, R>;
-  var rv: array<bool, R>;
-  for (var i = 0u; i < R; i++) {
-    let r = row0 + i * LANES + lane;
-    rv[i] = r < rp.rows;
-    let rr = min(r, rp.rows - 1u);
-    let n = rr / rp.QHW;
-    let q = rr % rp.QHW;
-    qy[i] = i32(q / rp.Qw);
-    qx[i] = i32(q % rp.Qw);
-    nb[i] = rp.s_base + (n * rp.Cs + g * rp.CsG) * HWs;
-  }
-  var acc: array<vec4<f32>, TM>;
-  let Hs = i32(rp.Hs);
-  let Ws = i32(rp.Ws);
-  for (var ty = 0u; ty < rp.nty; ty++) {
-    let ky = rp.ky0 + ty * rp.kys;
-    let oyy = rp.by0 + i32(ty) * rp.dby;
-    for (var tx = 0u; tx < rp.ntx; tx++) {
-      let kx = rp.kx0 + tx * rp.kxs;
-      let oxx = rp.bx0 + i32(tx) * rp.dbx;
-      var off: array<u32, R>;
-      var m: array<f32, R>;
-      for (var i = 0u; i < R; i++) {
-        let sy = qy[i] * i32(rp.ay) + oyy;
-        let sx = qx[i] * i32(rp.ax) + oxx;
-        let ok = rv[i] && sy >= 0 && sy < Hs && sx >= 0 && sx < Ws;
-        off[i] = select(0u, nb[i] + u32(sy) * rp.Ws + u32(sx), ok);
-        m[i] = select(0.0, 1.0, ok);
-      }
-      var wi = ((g * rp.taps + ky * rp.kw + kx) * rp.CsG) * rp.CdG4 + c4l;
-      for (var cs = 0u; cs < rp.CsG; cs++) {
-        let w = wt[wi];
-        wi += rp.CdG4;
-        let v0 = src[off[0]] * m[0];
-        let v1 = src[off[1]] * m[1];
-        let v2 = src[off[2]] * m[2];
-        let v3 = src[off[3]] * m[3];
-        off[0] += HWs;
-        off[1] += HWs;
-        off[2] += HWs;
-        off[3] += HWs;
-        bfma(&acc, 0u, v0, w);
-        bfma(&acc, 8u, v1, w);
-        bfma(&acc, 16u, v2, w);
-        bfma(&acc, 24u, v3, w);
-      }
-    }
-  }
-  store_rows(&acc, row0, g, c4);
+fn dw_cl(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  dw_tile(wid, lane, false);
 }
 
 @compute @workgroup_size(8)
-fn rows_sg2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
-           @builtin(local_invocation_index) lane: u32) {
+fn dw_cl2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lane: u32) {
+  dw_tile(wid, lane, true);
+}
+
+// The rows tile of `rows_sg` (one column vec4 per lane) or `rows_sg2` (wide: two).
+fn rows_tile(wid: vec3<u32>, nwg: vec3<u32>, lane: u32, wide: bool) {
   let tile = wid.y * nwg.x + wid.x;
   let g = wid.z / rp.ncb;
-  let c4 = (wid.z % rp.ncb) * 2u * LANES + lane;
+  let c4 = (wid.z % rp.ncb) * select(1u, 2u, wide) * LANES + lane;
   let c4l = min(c4, rp.CdG4 - 1u);
-  let c4b = c4 + LANES;
+  let c4b = c4 + LANES;                 // wide: the second column
   let c4lb = min(c4b, rp.CdG4 - 1u);
   let row0 = tile * TM;
   let HWs = rp.Hs * rp.Ws;
@@ -548,7 +427,8 @@ fn rows_sg2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
       var wi = ((g * rp.taps + ky * rp.kw + kx) * rp.CsG) * rp.CdG4;
       for (var cs = 0u; cs < rp.CsG; cs++) {
         let wa = wt[wi + c4l];
-        let wb = wt[wi + c4lb];
+        var wb = vec4<f32>(0.0);
+        if (wide) { wb = wt[wi + c4lb]; }
         wi += rp.CdG4;
         let v0 = src[off[0]] * m[0];
         let v1 = src[off[1]] * m[1];
@@ -558,19 +438,25 @@ fn rows_sg2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         off[1] += HWs;
         off[2] += HWs;
         off[3] += HWs;
-        bfma2(&acc, 0u, v0, wa, wb);
-        bfma2(&acc, 8u, v1, wa, wb);
-        bfma2(&acc, 16u, v2, wa, wb);
-        bfma2(&acc, 24u, v3, wa, wb);
+        bfma(&acc, 0u, v0, wa, wb, wide);
+        bfma(&acc, 8u, v1, wa, wb, wide);
+        bfma(&acc, 16u, v2, wa, wb, wide);
+        bfma(&acc, 24u, v3, wa, wb, wide);
       }
     }
   }
-  var lo: array<vec4<f32>, TM>;
-  var hi: array<vec4<f32>, TM>;
-  for (var j = 0u; j < TM; j++) {
-    lo[j] = acc[j];
-    hi[j] = acc[TM + j];
-  }
-  store_rows(&lo, row0, g, c4);
-  store_rows(&hi, row0, g, c4b);
+  store_rows(&acc, 0u, row0, g, c4);
+  if (wide) { store_rows(&acc, 1u, row0, g, c4b); }
+}
+
+@compute @workgroup_size(8)
+fn rows_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lane: u32) {
+  rows_tile(wid, nwg, lane, false);
+}
+
+@compute @workgroup_size(8)
+fn rows_sg2(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lane: u32) {
+  rows_tile(wid, nwg, lane, true);
 }

@@ -239,10 +239,9 @@ export const toClKernel = defineKernel({
   uniformStruct: 'ClParams',
   overrides: { WG: WG1 },
 });
-export const dwClKernel = defineKernel({
+const dwClSpec = {
   file: 'conv2d_sg',
   source: sgSource,
-  entry: 'dw_cl',
   storage: [
     ['x4', 'read'],
     ['dy4', 'read'],
@@ -250,35 +249,18 @@ export const dwClKernel = defineKernel({
   ],
   uniforms: dwLayout,
   uniformStruct: 'DwParams',
-});
-export const dwCl2Kernel = defineKernel({
+} as const;
+export const dwClKernel = defineKernel({ ...dwClSpec, entry: 'dw_cl' });
+export const dwCl2Kernel = defineKernel({ ...dwClSpec, entry: 'dw_cl2' });
+const rowsSgSpec = {
   file: 'conv2d_sg',
   source: sgSource,
-  entry: 'dw_cl2',
-  storage: [
-    ['x4', 'read'],
-    ['dy4', 'read'],
-    ['part', 'read_write'],
-  ],
-  uniforms: dwLayout,
-  uniformStruct: 'DwParams',
-});
-export const rowsSg2Kernel = defineKernel({
-  file: 'conv2d_sg',
-  source: sgSource,
-  entry: 'rows_sg2',
   storage: rowsStorage,
   uniforms: rowsLayout,
   uniformStruct: 'RowsParams',
-});
-export const rowsSgKernel = defineKernel({
-  file: 'conv2d_sg',
-  source: sgSource,
-  entry: 'rows_sg',
-  storage: rowsStorage,
-  uniforms: rowsLayout,
-  uniformStruct: 'RowsParams',
-});
+} as const;
+export const rowsSgKernel = defineKernel({ ...rowsSgSpec, entry: 'rows_sg' });
+export const rowsSg2Kernel = defineKernel({ ...rowsSgSpec, entry: 'rows_sg2' });
 export const pwS2SgKernel = defineKernel({
   file: 'conv2d_pw_sg',
   source: pwSgSource,
