@@ -16,10 +16,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { noGrad } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
-import { SamLST } from '../../src/nn/sam_lst.js';
-import { AdamW, SAM_LST_ADAMW } from '../../src/optim/adamw.js';
 import { tidy } from '../../src/tensor/scope.js';
-import { Tensor } from '../../src/tensor/tensor.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import {
   CHECKPOINT_FILE,
@@ -30,7 +27,7 @@ import {
   type ParamGrad,
 } from '../../src/train/loop.js';
 import { closeTestGpus, testGpu } from '../helpers.js';
-import { sink, tempDir, tinyModel } from '../train/util.js';
+import { sink, tempDir, tinyStepSetup } from '../train/util.js';
 import { expectSameCheckpoint, faultConfig, stepLosses } from './faults_util.js';
 
 let gpu: Gpu;
@@ -106,23 +103,7 @@ describe('non-finite gradient in the loop', () => {
 
 describe('non-finite gradient in trainStep', () => {
   test('the first parameter in model order is named, nothing is applied; an overflowing sum is not an error', async () => {
-    const cfg = tinyModel();
-    const model = new SamLST(gpu, cfg, { seed: 5 });
-    const opt = new AdamW(
-      model.trainableParameters().map(([name, tensor]) => ({ name, tensor })),
-      SAM_LST_ADAMW,
-    );
-    const S = cfg.imgSize;
-    const image = Tensor.fromData(
-      gpu,
-      Float32Array.from({ length: 2 * 3 * S * S }, (_, i) => (i % 29) / 29),
-      [2, 3, S, S],
-    );
-    const labels = Tensor.fromData(
-      gpu,
-      Int32Array.from({ length: 2 * (S / 4) ** 2 }, (_, i) => i % 9),
-      [2, S / 4, S / 4],
-    );
+    const { model, opt, image, labels } = tinyStepSetup(gpu, 5, 29);
     const emb = tidy(() => noGrad(() => model.encode(image)));
     const snapshot = async () =>
       Promise.all(model.trainableParameters().map(async ([, t]) => (await t.read()).slice()));

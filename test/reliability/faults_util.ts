@@ -5,13 +5,14 @@
  */
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
 import type { Gpu } from '../../src/gpu/device.js';
 import { readCheckpoint, type Checkpoint } from '../../src/train/checkpoint.js';
 import type { TrainConfig } from '../../src/train/config.js';
 import { MetricsLog, type StepRecord } from '../../src/train/log.js';
 import { CHECKPOINT_FILE, train } from '../../src/train/loop.js';
 import { sink, tempDir, tinyTrainConfig } from '../train/util.js';
+
+export { expectSameCheckpoint } from '../train/util.js';
 
 export const TOTAL = 7;
 
@@ -59,19 +60,6 @@ export function parseCheckpointBytes(bytes: Buffer): Checkpoint {
   const p = join(tempDir('fault-ck'), CHECKPOINT_FILE);
   writeFileSync(p, bytes);
   return readCheckpoint(p);
-}
-
-/** Parameters, BatchNorm buffers, AdamW moments and step counts, loop state: all bit-equal. */
-export function expectSameCheckpoint(a: Checkpoint, b: Checkpoint): void {
-  expect(b.meta.state).toEqual(a.meta.state);
-  expect([...b.model.keys()]).toEqual([...a.model.keys()]);
-  for (const [k, t] of a.model) expect(b.model.get(k)!.data, k).toEqual(t.data);
-  expect(Object.keys(b.optim.params)).toEqual(Object.keys(a.optim.params));
-  for (const [k, p] of Object.entries(a.optim.params)) {
-    expect(b.optim.params[k]!.step, k).toBe(p.step);
-    expect(b.optim.params[k]!.m.data, k).toEqual(p.m.data);
-    expect(b.optim.params[k]!.v.data, k).toEqual(p.v.data);
-  }
 }
 
 /** Temporary files an interrupted writer left in `dir`. */

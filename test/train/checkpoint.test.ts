@@ -19,7 +19,6 @@ import { SamLST } from '../../src/nn/sam_lst.js';
 import { AdamW, SAM_LST_ADAMW } from '../../src/optim/adamw.js';
 import type { HostTensor } from '../../src/tensor/host.js';
 import { tidy } from '../../src/tensor/scope.js';
-import { Tensor } from '../../src/tensor/tensor.js';
 import {
   checkpointBytes,
   readCheckpoint,
@@ -30,7 +29,7 @@ import {
 } from '../../src/train/checkpoint.js';
 import { trainStep } from '../../src/train/loop.js';
 import { closeTestGpus, testDir, testGpu } from '../helpers.js';
-import { tempDir, tinyModel, tinyTrainConfig } from './util.js';
+import { tempDir, tinyModel, tinyStepSetup, tinyTrainConfig } from './util.js';
 
 let shared: Awaited<ReturnType<typeof trainedModel>>;
 beforeAll(async () => {
@@ -56,23 +55,7 @@ const state: LoopState = {
 
 async function trainedModel(seed = 3) {
   const gpu = await testGpu();
-  const cfg = tinyModel();
-  const model = new SamLST(gpu, cfg, { seed });
-  const opt = new AdamW(
-    model.trainableParameters().map(([name, tensor]) => ({ name, tensor })),
-    SAM_LST_ADAMW,
-  );
-  const S = cfg.imgSize;
-  const image = Tensor.fromData(
-    gpu,
-    Float32Array.from({ length: 2 * 3 * S * S }, (_, i) => (i % 97) / 97),
-    [2, 3, S, S],
-  );
-  const labels = Tensor.fromData(
-    gpu,
-    Int32Array.from({ length: 2 * (S / 4) ** 2 }, (_, i) => i % 9),
-    [2, S / 4, S / 4],
-  );
+  const { model, opt, image, labels } = tinyStepSetup(gpu, seed, 97);
   for (let s = 0; s < 2; s++) {
     const emb = tidy(() => noGrad(() => model.encode(image)));
     await trainStep(model, opt, 'lst', image, labels, emb, { lr: 1e-3 });

@@ -14,15 +14,12 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { noGrad } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
-import { SamLST } from '../../src/nn/sam_lst.js';
-import { AdamW, SAM_LST_ADAMW } from '../../src/optim/adamw.js';
 import { tidy } from '../../src/tensor/scope.js';
-import { Tensor } from '../../src/tensor/tensor.js';
 import { readCheckpoint } from '../../src/train/checkpoint.js';
 import { MetricsLog, type StepRecord } from '../../src/train/log.js';
 import { NonFiniteLossError, train, trainStep } from '../../src/train/loop.js';
 import { closeTestGpus, testGpu } from '../helpers.js';
-import { sink, tempDir, tinyModel, tinyTrainConfig } from './util.js';
+import { expectSameCheckpoint, sink, tempDir, tinyStepSetup, tinyTrainConfig } from './util.js';
 
 let gpu: Gpu;
 beforeAll(async () => {
@@ -56,15 +53,7 @@ describe('resume', () => {
 
     const a = readCheckpoint(join(straight, 'checkpoint.safetensors'));
     const b = readCheckpoint(r2.checkpoint);
-    expect(b.meta.state).toEqual(a.meta.state);
-    expect([...b.model.keys()]).toEqual([...a.model.keys()]);
-    for (const [k, t] of a.model) expect(b.model.get(k)!.data, k).toEqual(t.data);
-    expect(Object.keys(b.optim.params)).toEqual(Object.keys(a.optim.params));
-    for (const [k, p] of Object.entries(a.optim.params)) {
-      expect(b.optim.params[k]!.step, k).toBe(p.step);
-      expect(b.optim.params[k]!.m.data, k).toEqual(p.m.data);
-      expect(b.optim.params[k]!.v.data, k).toEqual(p.v.data);
-    }
+    expectSameCheckpoint(a, b);
     const la = stepLosses(straight);
     const lb = stepLosses(split); // steps 1-4 from the first run, 5-7 appended by the resume
     expect(la).toHaveLength(7);
@@ -108,23 +97,7 @@ describe('non-finite loss', () => {
   });
 
   test('an overflowing lr: the next loss is not finite and trainStep refuses to apply it', async () => {
-    const cfg = tinyModel();
-    const model = new SamLST(gpu, cfg, { seed: 1 });
-    const opt = new AdamW(
-      model.trainableParameters().map(([name, tensor]) => ({ name, tensor })),
-      SAM_LST_ADAMW,
-    );
-    const S = cfg.imgSize;
-    const image = Tensor.fromData(
-      gpu,
-      Float32Array.from({ length: 2 * 3 * S * S }, (_, i) => (i % 13) / 13),
-      [2, 3, S, S],
-    );
-    const labels = Tensor.fromData(
-      gpu,
-      Int32Array.from({ length: 2 * (S / 4) ** 2 }, (_, i) => i % 9),
-      [2, S / 4, S / 4],
-    );
+    const { model, opt, image, labels } = tinyStepSetup(gpu, 1, 13);
     try {
       const emb = tidy(() => noGrad(() => model.encode(image)));
       await expect(
