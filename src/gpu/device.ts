@@ -413,7 +413,11 @@ export class Gpu {
     } finally {
       this.profiler = null;
     }
-    return p.results();
+    try {
+      return await p.results();
+    } finally {
+      p.dispose();
+    }
   }
 
   /** Submits everything recorded so far. */

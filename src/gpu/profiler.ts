@@ -14,15 +14,19 @@ export interface KernelTime {
   ms: number;
 }
 
-interface Batch {
-  querySet: GPUQuerySet;
-  names: string[];
-  resolve: GPUBuffer | null;
-  read: GPUBuffer | null;
+/** A resolve buffer and its mappable copy, sized for one full batch; reused once read. */
+interface Readback {
+  resolve: GPUBuffer;
+  read: GPUBuffer;
 }
 
 export class KernelProfiler {
-  private batch: Batch | null = null;
+  /** One query set for the profiler's life: a batch's resolve runs before the next batch writes. */
+  private readonly querySet: GPUQuerySet;
+  private names: string[] = [];
+  private pendingBatch: { names: string[]; rb: Readback } | null = null;
+  private readonly free: Readback[] = [];
+  private readonly all: Readback[] = [];
   private readonly totals = new Map<string, { calls: number; ns: number }>();
   private readonly pending: Promise<void>[] = [];
   private failure: Error | null = null;
@@ -31,84 +35,78 @@ export class KernelProfiler {
     private readonly device: GPUDevice,
     /** Most dispatches in one submit (the Gpu's maxDispatchesPerSubmit). */
     private readonly maxDispatches: number,
-  ) {}
+  ) {
+    this.querySet = device.createQuerySet({ type: 'timestamp', count: 2 * maxDispatches });
+  }
 
   /** Pass descriptor whose start and end timestamps belong to a dispatch of `kernel`. */
   passDescriptor(kernel: string): GPUComputePassDescriptor {
-    if (!this.batch)
-      this.batch = {
-        querySet: this.device.createQuerySet({ type: 'timestamp', count: 2 * this.maxDispatches }),
-        names: [],
-        resolve: null,
-        read: null,
-      };
-    const i = this.batch.names.length;
-    this.batch.names.push(kernel);
+    const i = this.names.length;
+    this.names.push(kernel);
     return {
       label: kernel,
       timestampWrites: {
-        querySet: this.batch.querySet,
+        querySet: this.querySet,
         beginningOfPassWriteIndex: 2 * i,
         endOfPassWriteIndex: 2 * i + 1,
       },
     };
   }
 
+  private readback(): Readback {
+    const reuse = this.free.pop();
+    if (reuse) return reuse;
+    const bytes = this.maxDispatches * 16;
+    const rb = {
+      resolve: this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
+      }),
+      read: this.device.createBuffer({
+        size: bytes,
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+      }),
+    };
+    this.all.push(rb);
+    return rb;
+  }
+
   /** Records the resolve and copy of this batch's timestamps; call before the encoder finishes. */
   beforeSubmit(encoder: GPUCommandEncoder): void {
-    const b = this.batch;
-    if (!b || b.names.length === 0) return;
-    const bytes = b.names.length * 16;
-    b.resolve = this.device.createBuffer({
-      size: bytes,
-      usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
-    });
-    b.read = this.device.createBuffer({
-      size: bytes,
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    encoder.resolveQuerySet(b.querySet, 0, 2 * b.names.length, b.resolve, 0);
-    encoder.copyBufferToBuffer(b.resolve, 0, b.read, 0, bytes);
+    if (this.names.length === 0) return;
+    const rb = this.readback();
+    encoder.resolveQuerySet(this.querySet, 0, 2 * this.names.length, rb.resolve, 0);
+    encoder.copyBufferToBuffer(rb.resolve, 0, rb.read, 0, this.names.length * 16);
+    this.pendingBatch = { names: this.names, rb };
+    this.names = [];
   }
 
   /** Starts the readback of the batch just submitted. */
   afterSubmit(): void {
-    const b = this.batch;
-    this.batch = null;
+    const b = this.pendingBatch;
+    this.pendingBatch = null;
     if (!b) return;
-    if (!b.read || !b.resolve) {
-      b.querySet.destroy();
-      return;
-    }
-    const read = b.read;
+    const { names, rb } = b;
     this.pending.push(
-      read.mapAsync(GPUMapMode.READ).then(
+      rb.read.mapAsync(GPUMapMode.READ, 0, names.length * 16).then(
         () => {
-          const t = new BigUint64Array(read.getMappedRange().slice(0));
-          read.unmap();
-          b.names.forEach((name, i) => {
+          const t = new BigUint64Array(rb.read.getMappedRange(0, names.length * 16).slice(0));
+          rb.read.unmap();
+          this.free.push(rb);
+          names.forEach((name, i) => {
             const start = t[2 * i]!;
             const end = t[2 * i + 1]!;
-            const ns = end > start ? Number(end - start) : 0;
             const e = this.totals.get(name) ?? { calls: 0, ns: 0 };
             e.calls++;
-            e.ns += ns;
+            e.ns += end > start ? Number(end - start) : 0;
             this.totals.set(name, e);
           });
-          this.release(b);
         },
         (err: unknown) => {
           this.failure ??= new Error(`reading kernel timestamps failed: ${(err as Error).message}`);
-          this.release(b);
         },
       ),
     );
-  }
-
-  private release(b: Batch): void {
-    b.querySet.destroy();
-    b.resolve?.destroy();
-    b.read?.destroy();
   }
 
   /** Waits for every readback; per-kernel totals, longest first. */
@@ -120,9 +118,14 @@ export class KernelProfiler {
       .sort((a, b) => b.ms - a.ms);
   }
 
-  /** Frees a batch that was recorded but never submitted (device lost or Gpu destroyed). */
+  /** Frees the query set and readback buffers (after results(), or when the device is gone). */
   dispose(): void {
-    if (this.batch) this.release(this.batch);
-    this.batch = null;
+    this.querySet.destroy();
+    for (const rb of this.all) {
+      rb.resolve.destroy();
+      rb.read.destroy();
+    }
+    this.all.length = 0;
+    this.free.length = 0;
   }
 }
