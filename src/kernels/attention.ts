@@ -456,9 +456,10 @@ export function runRelposForward(g: RelGeometry, q: Operand, tabH: Tensor, tabW:
   const nW = 2 * g.gw - 1;
   const nH = 2 * g.gh - 1;
   const ld = nW + nH;
-  for (const [st, n] of bhChunks(gpu, g.BH, [L * g.d, L * rs, L * ld], 'attention rel-pos')) {
+  const chunks = bhChunks(gpu, g.BH, [L * g.d, L * rs, L * ld], 'attention rel-pos');
+  const prod = Tensor.empty(gpu, [chunks[0]![1] * L * ld]);
+  for (const [st, n] of chunks) {
     const rows = n * L;
-    const prod = Tensor.empty(gpu, [rows * ld]);
     const aOffset = (q.offset ?? 0) + st * L * g.d;
     const gemm = { a: q.t, aOffset, c: prod, M: rows, K: g.d, transB: true, ldc: ld } as const;
     runGemm({ ...gemm, b: tabW, N: nW });
@@ -470,8 +471,8 @@ export function runRelposForward(g: RelGeometry, q: Operand, tabH: Tensor, tabW:
       { ...relBase(g), rows, q_base: 0, r_base: r.base / 4 },
       grid1d(gpu, ceilDiv((rows * rs) / 4, LINEAR_WG)),
     );
-    prod.dispose();
   }
+  prod.dispose();
 }
 
 /** dq += drel . R (the rel-pos part of the query gradient), in place. */
