@@ -6,8 +6,8 @@
 //   last: var<uniform> params: Params
 // Dispatch: 1-D over elements; WG threads per workgroup, grid folded into (x, y) so grids above
 //   65535 workgroups work: linear index = (wid.y * num_workgroups.x + wid.x) * WG + lid.x.
-// Tiling: none (memory bound). Scalar entries take one element per invocation, bounds-checked
-//   against params.n. The *4 entries take one vec4 per invocation over ceil(n/4) vec4s: lavapipe
+// Tiling: none (memory bound). Scalar entries take one element per invocation (binary and
+//   gather: RUN consecutive elements), bounds-checked against params.n. The *4 entries take one vec4 per invocation over ceil(n/4) vec4s: lavapipe
 //   loads a vec4 lane in about the time of half an f32 lane, so they move ~8x more data per
 //   load. They read and write the whole last vec4, so every binding must span ceil(n/4)*16 bytes
 //   (pool buffers always do; the TS side falls back to the scalar entries otherwise).
@@ -16,7 +16,8 @@
 //   combination that can feed the chunk is dispatched; each output element is written once.
 // Numerics: f32 throughout. GELU is exact (erf via Abramowitz-Stegun 7.1.26 refined to ~1e-7 abs,
 //   see erf_f32); sigmoid is evaluated on -|x| so it never overflows.
-// Override constants: WG (workgroup size), OP (operation code, see each entry).
+// Override constants: WG (workgroup size), OP (operation code, see each entry), ND (binary /
+//   gather: how many innermost dims of the geometry can exceed 1; fewer dims, fewer divisions).
 
 struct Params {
   n: u32,          // number of output elements
@@ -71,6 +72,11 @@ struct Params {
 
 override WG: u32 = 256u;
 override OP: u32 = 0u;
+// binary / gather: dims of the (front-padded) rank-6 geometry that can exceed 1, 1..6 (see unravel).
+override ND: u32 = 6u;
+// binary / gather: consecutive outputs per invocation. Their coordinates (integer division, which
+// CPU drivers run lane by lane) are computed once per run and stepped along the innermost dim.
+const RUN: u32 = 4u;
 
 const INV_SQRT2: f32 = 0.70710678118654752;
 const INV_SQRT_2PI: f32 = 0.39894228040143268;
@@ -139,44 +145,65 @@ fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   out[i] = d;
 }
 
-fn unravel6(i: u32) -> array<u32, 6> {
-  var r = i;
+// Coordinates of flat index i in the rank-6 shape (d0, .., d5), innermost last. Shapes are padded
+// at the front, so only the innermost ND dims can exceed 1: the others get coordinate 0 and only
+// ND - 1 divisions run (CPU drivers divide lane by lane).
+fn unravel(i: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32) -> array<u32, 6> {
   var c: array<u32, 6>;
-  c[5] = r % params.d5; r = r / params.d5;
-  c[4] = r % params.d4; r = r / params.d4;
-  c[3] = r % params.d3; r = r / params.d3;
-  c[2] = r % params.d2; r = r / params.d2;
-  c[1] = r % params.d1; r = r / params.d1;
-  c[0] = r;
+  var r = i;
+  if (ND <= 1u) { c[5] = r; return c; }
+  c[5] = r % d5; r = r / d5;
+  if (ND == 2u) { c[4] = r; return c; }
+  c[4] = r % d4; r = r / d4;
+  if (ND == 3u) { c[3] = r; return c; }
+  c[3] = r % d3; r = r / d3;
+  if (ND == 4u) { c[2] = r; return c; }
+  c[2] = r % d2; r = r / d2;
+  if (ND == 5u) { c[1] = r; return c; }
+  c[1] = r % d1;
+  c[0] = r / d1;
   return c;
 }
 
 // OP codes for `binary`: 0 add, 1 sub, 2 mul, 3 div. Operands are addressed through the
-// broadcast strides (a_* for x, b_* for y).
+// broadcast strides (a_* for x, b_* for y). RUN consecutive outputs per invocation, as in gather.
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i = linear_id(wid, nwg, lid);
-  if (i >= params.n) { return; }
-  let c = unravel6(i + params.i_off);
-  let ia = i32(params.a_off) + i32(c[0]) * params.as0 + i32(c[1]) * params.as1 + i32(c[2]) * params.as2 +
-           i32(c[3]) * params.as3 + i32(c[4]) * params.as4 + i32(c[5]) * params.as5;
-  let ib = i32(params.b_off) + i32(c[0]) * params.bs0 + i32(c[1]) * params.bs1 + i32(c[2]) * params.bs2 +
-           i32(c[3]) * params.bs3 + i32(c[4]) * params.bs4 + i32(c[5]) * params.bs5;
-  // Window-relative indices; a source outside its window wraps to a huge u32 and is skipped.
-  let ra = u32(ia) - params.x_lo;
-  let rb = u32(ib) - params.b_lo;
-  if (ra >= params.x_len || rb >= params.b_len) { return; }
-  let a = x[ra];
-  let b = y[rb];
-  var r: f32;
-  switch OP {
-    case 0u: { r = a + b; }
-    case 1u: { r = a - b; }
-    case 2u: { r = a * b; }
-    default: { r = a / b; }
+  let i0 = linear_id(wid, nwg, lid) * RUN;
+  if (i0 >= params.n) { return; }
+  var c = unravel(i0 + params.i_off, params.d1, params.d2, params.d3, params.d4, params.d5);
+  for (var j = 0u; j < RUN; j++) {
+    let i = i0 + j;
+    if (i >= params.n) { break; }
+    if (j > 0u) {
+      c[5] += 1u;
+      if (c[5] == params.d5) {
+        c = unravel(i + params.i_off, params.d1, params.d2, params.d3, params.d4, params.d5);
+      }
+    }
+    let ia = i32(params.a_off) + i32(c[0]) * params.as0 + i32(c[1]) * params.as1 +
+             i32(c[2]) * params.as2 + i32(c[3]) * params.as3 + i32(c[4]) * params.as4 +
+             i32(c[5]) * params.as5;
+    let ib = i32(params.b_off) + i32(c[0]) * params.bs0 + i32(c[1]) * params.bs1 +
+             i32(c[2]) * params.bs2 + i32(c[3]) * params.bs3 + i32(c[4]) * params.bs4 +
+             i32(c[5]) * params.bs5;
+    // Window-relative indices; a source outside its window wraps to a huge u32 and is skipped.
+    let ra = u32(ia) - params.x_lo;
+    let rb = u32(ib) - params.b_lo;
+    if (ra < params.x_len && rb < params.b_len) {
+      let a = x[ra];
+      let b = y[rb];
+      var r: f32;
+      switch OP {
+        case 0u: { r = a + b; }
+        case 1u: { r = a - b; }
+        case 2u: { r = a * b; }
+        default: { r = a / b; }
+      }
+      out[i] = r;
+    }
   }
-  out[i] = r;
 }
 
 // acc = alpha * acc + beta * src (same shape). Used for gradient accumulation and updates.
@@ -211,38 +238,33 @@ fn in_ext(v: i32, e: u32) -> bool {
 
 // out[c] = x[a_off + sum_d (c_d + ast_d) * as_d] when every c_d + ast_d lies in [0, ae_d), else 0.
 // Permute: as_d = permuted strides, ast_d = 0, ae_d = d_d. Pad: ast_d = -pad_lo. Crop: ast_d = lo.
-// Dispatch: 1-D over ceil(n / GATHER_RUN) invocations (see below).
-// GATHER_RUN consecutive outputs per invocation: the coordinates (integer division, which CPU
-// drivers run lane by lane) are computed once for the run and then stepped along the innermost axis.
-const GATHER_RUN: u32 = 4u;
+// Dispatch: 1-D over ceil(n / RUN) invocations, RUN consecutive outputs each.
 
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
   let p = params_un;
-  let i0 = linear_id(wid, nwg, lid) * GATHER_RUN;
+  let i0 = linear_id(wid, nwg, lid) * RUN;
   if (i0 >= p.n) { return; }
-  var r = i0 + p.i_off;
-  var c5 = i32(r % p.d5); r = r / p.d5;
-  var c4 = i32(r % p.d4); r = r / p.d4;
-  var c3 = i32(r % p.d3); r = r / p.d3;
-  var c2 = i32(r % p.d2); r = r / p.d2;
-  var c1 = i32(r % p.d1); r = r / p.d1;
-  var c0 = i32(r);
-  for (var j = 0u; j < GATHER_RUN; j++) {
+  var c0 = 0;
+  var c1 = 0;
+  var c2 = 0;
+  var c3 = 0;
+  var c4 = 0;
+  var c5 = 0;
+  {
+    let u = unravel(i0 + p.i_off, p.d1, p.d2, p.d3, p.d4, p.d5);
+    c0 = i32(u[0]); c1 = i32(u[1]); c2 = i32(u[2]); c3 = i32(u[3]); c4 = i32(u[4]); c5 = i32(u[5]);
+  }
+  for (var j = 0u; j < RUN; j++) {
     let i = i0 + j;
     if (i >= p.n) { break; }
     if (j > 0u) {
       c5 += 1;
       if (c5 == i32(p.d5)) {
         // Past the end of the innermost axis: recompute every coordinate.
-        var q = i + p.i_off;
-        c5 = i32(q % p.d5); q = q / p.d5;
-        c4 = i32(q % p.d4); q = q / p.d4;
-        c3 = i32(q % p.d3); q = q / p.d3;
-        c2 = i32(q % p.d2); q = q / p.d2;
-        c1 = i32(q % p.d1); q = q / p.d1;
-        c0 = i32(q);
+        let u = unravel(i + p.i_off, p.d1, p.d2, p.d3, p.d4, p.d5);
+        c0 = i32(u[0]); c1 = i32(u[1]); c2 = i32(u[2]); c3 = i32(u[3]); c4 = i32(u[4]); c5 = i32(u[5]);
       }
     }
     let s0 = c0 + p.ast0; let s1 = c1 + p.ast1; let s2 = c2 + p.ast2;

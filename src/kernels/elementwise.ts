@@ -32,7 +32,9 @@ const layout: UniformLayout = [
 ];
 
 const WG = 256;
-const common = { file: 'elementwise', source, uniforms: layout, overrides: { WG, OP: 0 } } as const;
+/** Consecutive outputs per invocation of the binary and gather entries. */
+const RUN = wgslConst(source, 'RUN');
+const common = { file: 'elementwise', source, uniforms: layout, overrides: { WG, OP: 0, ND: 6 } } as const;
 export const unaryKernel = defineKernel({
   ...common,
   entry: 'unary',
@@ -131,7 +133,8 @@ function launch4(gpu: Gpu, n: number) {
  * Runs a flat kernel over `n` elements of same-sized tensors `ts`, in chunks whose bindings fit
  * the adapter's maxStorageBufferBindingSize (a batch-24 ResNet activation is 400 MB). Each chunk
  * uses the vec4 entry when every buffer has room for the chunk's vec4-padded range (pool
- * buffers do; app-owned buffers of exact size may not), else the scalar entry.
+ * buffers do; app-owned buffers of exact size may not), else the scalar entry (`scalarRun`
+ * elements per invocation).
  */
 function runFlat(
   kernels: { scalar: KernelSpec; vec4: KernelSpec },
@@ -139,6 +142,7 @@ function runFlat(
   n: number,
   u: Record<string, number>,
   overrides: Record<string, number> = {},
+  scalarRun = 1,
 ): void {
   const gpu = ts[0]!.gpu;
   for (const [s, c] of flatChunks(gpu, n, 4, kernels.scalar.name)) {
@@ -151,7 +155,8 @@ function runFlat(
       size: v4 ? bytes4 : Math.max(4, c * 4),
     }));
     if (v4) gpu.dispatch(kernels.vec4, bindings, { ...u, n: c }, launch4(gpu, c), overrides);
-    else gpu.dispatch(kernels.scalar, bindings, { ...u, n: c }, launch1d(gpu, c), overrides);
+    else
+      gpu.dispatch(kernels.scalar, bindings, { ...u, n: c }, launch1d(gpu, ceilDiv(c, scalarRun)), overrides);
   }
 }
 
@@ -224,10 +229,10 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
   // Same shape, both operands contiguous: the flat (vec4) path, split like every flat kernel.
   if (g.dims.length === 1 && g.aStrides[0] === 1 && g.bStrides[0] === 1) {
     // The scalar `binary` entry reads through the broadcast strides, which these flat bindings
-    // (offset per chunk) make the identity.
-    // With every dim 1 the entry unravels index i entirely into dim 0.
-    const u = { ...zeroGeometry(), as0: 1, bs0: 1 };
-    runFlat({ scalar: binaryKernel, vec4: binary4Kernel }, [a, b, out], out.size, u, { OP: BINARY[op] });
+    // (offset per chunk) make the identity: one dim (ND = 1), index i is its coordinate.
+    const u = { ...zeroGeometry(), as5: 1, bs5: 1 };
+    const o = { OP: BINARY[op], ND: 1 };
+    runFlat({ scalar: binaryKernel, vec4: binary4Kernel }, [a, b, out], out.size, u, o, RUN);
     return;
   }
   const d = padTo6(g.dims, 1);
@@ -240,10 +245,17 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
     u[`bs${i}`] = bs[i]!;
   }
   const zeros = [0, 0, 0, 0, 0, 0];
-  runWindowed(binaryKernel, out, u, { OP: BINARY[op] }, [
-    { t: a, geo: { dims: d, strides: as, starts: zeros, extents: d, offset: 0 }, lo: 'x_lo', len: 'x_len' },
-    { t: b, geo: { dims: d, strides: bs, starts: zeros, extents: d, offset: 0 }, lo: 'b_lo', len: 'b_len' },
-  ]);
+  runWindowed(
+    binaryKernel,
+    out,
+    u,
+    { OP: BINARY[op], ND: Math.max(1, g.dims.length) },
+    [
+      { t: a, geo: { dims: d, strides: as, starts: zeros, extents: d, offset: 0 }, lo: 'x_lo', len: 'x_len' },
+      { t: b, geo: { dims: d, strides: bs, starts: zeros, extents: d, offset: 0 }, lo: 'b_lo', len: 'b_len' },
+    ],
+    RUN,
+  );
 }
 
 /** acc = alpha*acc + beta*src, in place (acc and src must not share a buffer). */
@@ -278,10 +290,41 @@ export interface GatherGeometry {
   offset?: number;
 }
 
-/** Consecutive outputs per invocation of the gather entry. */
-const GATHER_RUN = wgslConst(source, 'GATHER_RUN');
+/**
+ * The same strided read over fewer dims (so the kernel divides less): a size-1 dim read at 0
+ * inside its extent is dropped, and a dim merges with the next (inner) one when that one is read
+ * whole (start 0, extent = size) and the outer stride is the inner stride times the inner size.
+ * Merged: size d_o*d_i, stride s_i, start st_o*d_i, extent e_o*d_i.
+ */
+export function mergeGatherDims(g: GatherGeometry): GatherGeometry {
+  const dims: number[] = [];
+  const strides: number[] = [];
+  const starts: number[] = [];
+  const extents: number[] = [];
+  g.dims.forEach((d, k) => {
+    const s = g.strides[k]!;
+    const st = g.starts[k]!;
+    const e = g.extents[k]!;
+    if (d === 1 && st === 0 && e >= 1) return;
+    const j = dims.length - 1;
+    if (j >= 0 && st === 0 && e === d && strides[j] === s * d) {
+      dims[j]! *= d;
+      strides[j] = s;
+      starts[j]! *= d;
+      extents[j]! *= d;
+      return;
+    }
+    dims.push(d);
+    strides.push(s);
+    starts.push(st);
+    extents.push(e);
+  });
+  if (dims.length === 0) return { dims: [1], strides: [0], starts: [0], extents: [1], offset: g.offset };
+  return { dims, strides, starts, extents, offset: g.offset };
+}
 
-export function runGather(x: Tensor, out: Tensor, g: GatherGeometry): void {
+export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): void {
+  const g = mergeGatherDims(geometry);
   const d = padTo6(g.dims, 1);
   const s = padTo6(g.strides, 0);
   const st = padTo6(g.starts, 0);
@@ -295,7 +338,7 @@ export function runGather(x: Tensor, out: Tensor, g: GatherGeometry): void {
     u[`ae${i}`] = e[i]!;
   }
   const geo = { dims: d, strides: s, starts: st, extents: e, offset: g.offset ?? 0 };
-  runWindowed(gatherKernel, out, u, {}, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }], GATHER_RUN);
+  runWindowed(gatherKernel, out, u, { ND: g.dims.length }, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }], RUN);
 }
 
 /** A strided read of one operand: out coordinate c reads offset + sum_d (c_d + starts_d) * strides_d. */

@@ -3,10 +3,17 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { backward, param } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import * as ops from '../../src/ops/index.js';
-import { runFill } from '../../src/kernels/elementwise.js';
+import {
+  mergeGatherDims,
+  runBinary,
+  runFill,
+  runGather,
+  type GatherGeometry,
+} from '../../src/kernels/elementwise.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { tidy } from '../../src/tensor/scope.js';
 import * as ref from '../reference/elementwise.js';
+import type { Rng } from '../../src/util/rng.js';
 import {
   assertClose,
   closeTestGpus,
@@ -75,6 +82,15 @@ describe('binary ops with broadcasting', () => {
       [1, 9, 1],
     ],
     [[2, 3, 4, 5, 6, 7, 2], [1]],
+    // Alternating broadcast dims merge with nothing: 5 and 6 dims reach the kernel.
+    [
+      [2, 1, 3, 1, 5],
+      [1, 3, 1, 4, 1],
+    ],
+    [
+      [2, 1, 3, 1, 5, 1],
+      [1, 3, 1, 4, 1, 6],
+    ],
   ];
   const fns = {
     add: [ops.add, (a: number, b: number) => a + b, (_a: number, _b: number) => [1, 1]],
@@ -199,6 +215,111 @@ describe('reductions and layout ops', () => {
     expect(d[n - 1]).toBe(2.5);
     expect(d.every((v) => v === 2.5)).toBe(true);
     t.dispose();
+  });
+});
+
+/** A random strided read of a [src] tensor: permuted strides, offsets that pad or crop. */
+function randomGather(rg: Rng, rank: number): { src: number[]; g: GatherGeometry } {
+  const r = () => rg.uniform();
+  const src = Array.from({ length: rank }, () => 1 + Math.floor(r() * 5));
+  const st = src.map((_, k) => src.slice(k + 1).reduce((a, b) => a * b, 1));
+  const perm = src.map((_, k) => k);
+  for (let k = rank - 1; k > 0; k--) {
+    const j = Math.floor(r() * (k + 1));
+    [perm[k], perm[j]] = [perm[j]!, perm[k]!];
+  }
+  const mode = r();
+  const dims = perm.map((p) => src[p]! + (mode < 0.3 ? Math.floor(r() * 3) : 0));
+  const starts = perm.map(() => (mode < 0.3 ? -Math.floor(r() * 2) : mode < 0.6 ? Math.floor(r() * 2) : 0));
+  return {
+    src,
+    g: { dims, strides: perm.map((p) => st[p]!), starts, extents: perm.map((p) => src[p]!) },
+  };
+}
+
+describe('gather geometry merging', () => {
+  test('merged geometries read exactly what the original ones read (CPU)', () => {
+    const r = rng(2024);
+    let merged = 0;
+    for (let t = 0; t < 400; t++) {
+      const { src, g } = randomGather(r, 1 + (t % 6));
+      const x = Float64Array.from({ length: src.reduce((a, b) => a * b, 1) }, () => r.uniform());
+      const m = mergeGatherDims(g);
+      expect(m.dims.reduce((a, b) => a * b, 1)).toBe(g.dims.reduce((a, b) => a * b, 1));
+      expect(Array.from(ref.gather(x, m))).toEqual(Array.from(ref.gather(x, g)));
+      if (m.dims.length < g.dims.length) merged++;
+    }
+    expect(merged).toBeGreaterThan(50);
+  });
+
+  test('contiguous, inner-block and broadcast reads merge to the fewest dims', () => {
+    const whole = { dims: [2, 3, 4], strides: [12, 4, 1], starts: [0, 0, 0], extents: [2, 3, 4] };
+    expect(mergeGatherDims(whole).dims).toEqual([24]);
+    // Cropping dim 1 keeps it apart from dim 0; dims 1 and 2 merge (dim 2 is read whole).
+    const crop = { dims: [2, 2, 4], strides: [12, 4, 1], starts: [0, 1, 0], extents: [2, 3, 4] };
+    expect(mergeGatherDims(crop)).toMatchObject({ dims: [2, 8], strides: [12, 1], starts: [0, 4] });
+    // Padding the innermost dim stops every merge into it.
+    const pad = { dims: [2, 3, 6], strides: [12, 4, 1], starts: [0, 0, -1], extents: [2, 3, 4] };
+    expect(mergeGatherDims(pad).dims).toEqual([6, 6]);
+    // Size-1 dims read inside the source drop out; one read outside it (pure padding) is kept and
+    // merges with the dim after it, its start and extent scaled (every read stays outside).
+    expect(
+      mergeGatherDims({ dims: [1, 5, 1], strides: [5, 1, 1], starts: [0, 0, 0], extents: [1, 5, 1] }).dims,
+    ).toEqual([5]);
+    expect(
+      mergeGatherDims({ dims: [1, 5], strides: [5, 1], starts: [-1, 0], extents: [1, 5] }),
+    ).toMatchObject({ dims: [5], starts: [-5], extents: [5] });
+    expect(mergeGatherDims({ dims: [1, 1], strides: [1, 1], starts: [0, 0], extents: [1, 1] }).dims).toEqual([
+      1,
+    ]);
+  });
+
+  test.each([1, 2, 3, 4, 5, 6])(
+    'random strided reads of rank %i on the GPU match the CPU reference',
+    async (rank) => {
+      const r = rng(700 + rank);
+      for (let t = 0; t < 6; t++) {
+        const { src, g } = randomGather(r, rank);
+        const n = src.reduce((a, b) => a * b, 1);
+        const xd = randn(r, n);
+        const x = upload(gpu, { data: xd, shape: [n] });
+        const out = Tensor.empty(gpu, g.dims);
+        runGather(x, out, g);
+        assertClose(await out.read(), ref.gather(xd, g), {
+          atol: 0,
+          rtol: 0,
+          name: `gather ${JSON.stringify(g)}`,
+        });
+        x.dispose();
+        out.dispose();
+      }
+    },
+  );
+});
+
+describe('binary scalar entry on app-owned buffers', () => {
+  test('same-shape add over exact-size buffers (no vec4 room) runs the scalar entry', async () => {
+    const n = 1027;
+    const r = rng(31);
+    const ad = randn(r, n);
+    const bd = randn(r, n);
+    const mk = (d: Float32Array) => {
+      const buf = gpu.device.createBuffer({
+        size: n * 4,
+        usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC,
+      });
+      gpu.device.queue.writeBuffer(buf, 0, new Float32Array(d));
+      return buf;
+    };
+    const bufs = [mk(ad), mk(bd), mk(new Float32Array(n))];
+    const [a, b, out] = bufs.map((buf) => Tensor.fromBuffer(gpu, buf, [n]));
+    runBinary('add', a!, b!, out!, { dims: [n], aStrides: [1], bStrides: [1] });
+    assertClose(
+      await out!.read(),
+      ad.map((v, i) => v + bd[i]!),
+      { atol: 1e-6, rtol: 0, name: 'add' },
+    );
+    bufs.forEach((buf) => buf.destroy());
   });
 });
 

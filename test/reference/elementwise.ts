@@ -110,3 +110,34 @@ export function permute(x: ArrayLike<number>, shape: number[], perm: number[]): 
   }
   return out;
 }
+
+/**
+ * Strided read (the gather kernel's contract): output coordinate c (row-major over dims) reads
+ * x[offset + sum_d (c_d + starts_d) * strides_d] when every c_d + starts_d lies in [0, extents_d),
+ * else 0.
+ */
+export function gather(
+  x: ArrayLike<number>,
+  g: { dims: number[]; strides: number[]; starts: number[]; extents: number[]; offset?: number },
+): Float64Array {
+  const r = g.dims.length;
+  const n = g.dims.reduce((a, b) => a * b, 1);
+  const out = new Float64Array(n);
+  const c = new Array<number>(r).fill(0);
+  for (let o = 0; o < n; o++) {
+    let rem = o;
+    for (let d = r - 1; d >= 0; d--) {
+      c[d] = rem % g.dims[d]!;
+      rem = Math.floor(rem / g.dims[d]!);
+    }
+    let src = g.offset ?? 0;
+    let inside = true;
+    for (let d = 0; d < r; d++) {
+      const s = c[d]! + g.starts[d]!;
+      if (s < 0 || s >= g.extents[d]!) inside = false;
+      src += s * g.strides[d]!;
+    }
+    out[o] = inside ? x[src]! : 0;
+  }
+  return out;
+}
