@@ -7,17 +7,17 @@
 // Dispatch: 1-D over elements; WG threads per workgroup, grid folded into (x, y) so grids above
 //   65535 workgroups work: linear index = (wid.y * num_workgroups.x + wid.x) * WG + lid.x.
 // Tiling: none (memory bound). Scalar entries take one element per invocation (binary and
-//   gather: RUN consecutive elements), bounds-checked against params.n. The *4 entries take one vec4 per invocation over ceil(n/4) vec4s: lavapipe
-//   loads a vec4 lane in about the time of half an f32 lane, so they move ~8x more data per
-//   load. They read and write the whole last vec4, so every binding must span ceil(n/4)*16 bytes
-//   (pool buffers always do; the TS side falls back to the scalar entries otherwise).
+//   gather: RUN consecutive elements), bounds-checked against params.n. The *4 entries take one
+//   vec4 per invocation (gather4: RUN) over ceil(n/4) vec4s: lavapipe loads a vec4 lane in about
+//   the time of half an f32 lane, so they move ~8x more data per load. They read and write the
+//   whole last vec4, so every binding must span ceil(n/4)*16 bytes (pool buffers always do; the
+//   TS side falls back to the scalar entries otherwise).
 // Splitting: binary / gather outputs over the binding limit run in flat chunks (i_off = first
 //   output index); inputs over it are bound as windows (x_lo/x_len, b_lo/b_len) and every window
 //   combination that can feed the chunk is dispatched; each output element is written once.
 // Numerics: f32 throughout. GELU is exact (erf via Abramowitz-Stegun 7.1.26 refined to ~1e-7 abs,
 //   see erf_f32); sigmoid is evaluated on -|x| so it never overflows.
-// Override constants: WG (workgroup size), OP (operation code, see each entry), ND (binary /
-//   gather: how many innermost dims of the geometry can exceed 1; fewer dims, fewer divisions).
+// Override constants: WG (workgroup size), OP (operation code, see each entry).
 
 struct Params {
   n: u32,          // number of output elements
@@ -43,6 +43,10 @@ struct Params {
   b_lo: u32,
   b_len: u32,
   write_pad: u32,
+  // binary / gather: how many innermost dims of the (front-padded) geometry can exceed 1, 1..6.
+  // A uniform rather than an override: it follows the shapes (merged dims, batch sizes), and a
+  // pipeline per value would be created whenever the data brings a new one.
+  nd: u32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -72,8 +76,6 @@ struct Params {
 
 override WG: u32 = 256u;
 override OP: u32 = 0u;
-// binary / gather: dims of the (front-padded) rank-6 geometry that can exceed 1, 1..6 (see unravel).
-override ND: u32 = 6u;
 // binary / gather: consecutive outputs per invocation. Their coordinates (integer division, which
 // CPU drivers run lane by lane) are computed once per run and stepped along the innermost dim.
 const RUN: u32 = 4u;
@@ -146,20 +148,20 @@ fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // Coordinates of flat index i in the rank-6 shape (d0, .., d5), innermost last. Shapes are padded
-// at the front, so only the innermost ND dims can exceed 1: the others get coordinate 0 and only
-// ND - 1 divisions run (CPU drivers divide lane by lane).
-fn unravel(i: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32) -> array<u32, 6> {
+// at the front, so only the innermost nd dims can exceed 1: the others get coordinate 0 and only
+// nd - 1 divisions run (CPU drivers divide lane by lane; nd is uniform, so the branches are too).
+fn unravel(i: u32, nd: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32) -> array<u32, 6> {
   var c: array<u32, 6>;
   var r = i;
-  if (ND <= 1u) { c[5] = r; return c; }
+  if (nd <= 1u) { c[5] = r; return c; }
   c[5] = r % d5; r = r / d5;
-  if (ND == 2u) { c[4] = r; return c; }
+  if (nd == 2u) { c[4] = r; return c; }
   c[4] = r % d4; r = r / d4;
-  if (ND == 3u) { c[3] = r; return c; }
+  if (nd == 3u) { c[3] = r; return c; }
   c[3] = r % d3; r = r / d3;
-  if (ND == 4u) { c[2] = r; return c; }
+  if (nd == 4u) { c[2] = r; return c; }
   c[2] = r % d2; r = r / d2;
-  if (ND == 5u) { c[1] = r; return c; }
+  if (nd == 5u) { c[1] = r; return c; }
   c[1] = r % d1;
   c[0] = r / d1;
   return c;
@@ -172,14 +174,15 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
           @builtin(local_invocation_id) lid: vec3<u32>) {
   let i0 = linear_id(wid, nwg, lid) * RUN;
   if (i0 >= params.n) { return; }
-  var c = unravel(i0 + params.i_off, params.d1, params.d2, params.d3, params.d4, params.d5);
+  let p = params;
+  var c = unravel(i0 + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
   for (var j = 0u; j < RUN; j++) {
     let i = i0 + j;
     if (i >= params.n) { break; }
     if (j > 0u) {
       c[5] += 1u;
       if (c[5] == params.d5) {
-        c = unravel(i + params.i_off, params.d1, params.d2, params.d3, params.d4, params.d5);
+        c = unravel(i + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
       }
     }
     let ia = i32(params.a_off) + i32(c[0]) * params.as0 + i32(c[1]) * params.as1 +
@@ -253,7 +256,7 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   var c4 = 0;
   var c5 = 0;
   {
-    let u = unravel(i0 + p.i_off, p.d1, p.d2, p.d3, p.d4, p.d5);
+    let u = unravel(i0 + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
     c0 = i32(u[0]); c1 = i32(u[1]); c2 = i32(u[2]); c3 = i32(u[3]); c4 = i32(u[4]); c5 = i32(u[5]);
   }
   for (var j = 0u; j < RUN; j++) {
@@ -263,7 +266,7 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
       c5 += 1;
       if (c5 == i32(p.d5)) {
         // Past the end of the innermost axis: recompute every coordinate.
-        let u = unravel(i + p.i_off, p.d1, p.d2, p.d3, p.d4, p.d5);
+        let u = unravel(i + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
         c0 = i32(u[0]); c1 = i32(u[1]); c2 = i32(u[2]); c3 = i32(u[3]); c4 = i32(u[4]); c5 = i32(u[5]);
       }
     }
@@ -279,6 +282,39 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     } else if (p.write_pad != 0u) {
       out1[i] = 0.0;
     }
+  }
+}
+
+// gather with vec4 loads and stores, for geometries whose innermost dim is read contiguously in
+// whole aligned vec4s: as5 = 1 and d5, ast5, ae5, a_off and every other stride multiples of 4
+// (the TS side checks this and binds whole tensors, no windows). Output vec4 q holds outputs
+// 4q..4q+3 of one innermost row, all inside or all outside the read extent. RUN vec4s per
+// invocation, stepped like gather; grid over ceil(n / (4 * RUN)) invocations.
+@compute @workgroup_size(WG)
+fn gather4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = params_un;
+  let n4 = p.n / 4u;
+  let q0 = linear_id(wid, nwg, lid) * RUN;
+  if (q0 >= n4) { return; }
+  var c = unravel(q0 * 4u, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
+  for (var j = 0u; j < RUN; j++) {
+    let q = q0 + j;
+    if (q >= n4) { break; }
+    if (j > 0u) {
+      c[5] += 4u;
+      if (c[5] == p.d5) { c = unravel(q * 4u, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5); }
+    }
+    let s0 = i32(c[0]) + p.ast0; let s1 = i32(c[1]) + p.ast1; let s2 = i32(c[2]) + p.ast2;
+    let s3 = i32(c[3]) + p.ast3; let s4 = i32(c[4]) + p.ast4; let s5 = i32(c[5]) + p.ast5;
+    let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
+                 in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
+    var v = vec4<f32>(0.0);
+    if (inside) {
+      let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 + s5;
+      v = x4[u32(src_i) >> 2u];
+    }
+    out14[q] = v;
   }
 }
 

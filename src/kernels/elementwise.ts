@@ -29,12 +29,13 @@ const layout: UniformLayout = [
   ['b_lo', 'u32'],
   ['b_len', 'u32'],
   ['write_pad', 'u32'],
+  ['nd', 'u32'],
 ];
 
 const WG = 256;
 /** Consecutive outputs per invocation of the binary and gather entries. */
 const RUN = wgslConst(source, 'RUN');
-const common = { file: 'elementwise', source, uniforms: layout, overrides: { WG, OP: 0, ND: 6 } } as const;
+const common = { file: 'elementwise', source, uniforms: layout, overrides: { WG, OP: 0 } } as const;
 export const unaryKernel = defineKernel({
   ...common,
   entry: 'unary',
@@ -84,6 +85,14 @@ export const gatherKernel = defineKernel({
   ],
 });
 
+export const gather4Kernel = defineKernel({
+  ...common,
+  entry: 'gather4',
+  storage: [
+    ['x4', 'read'],
+    ['out14', 'read_write'],
+  ],
+});
 export const unary4Kernel = defineKernel({
   ...common,
   entry: 'unary4',
@@ -180,6 +189,7 @@ function zeroGeometry(): Record<string, number> {
     b_lo: 0,
     b_len: 0xffffffff,
     write_pad: 1,
+    nd: 6,
   };
   for (let i = 0; i < 6; i++) {
     u[`d${i}`] = 1;
@@ -229,16 +239,16 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
   // Same shape, both operands contiguous: the flat (vec4) path, split like every flat kernel.
   if (g.dims.length === 1 && g.aStrides[0] === 1 && g.bStrides[0] === 1) {
     // The scalar `binary` entry reads through the broadcast strides, which these flat bindings
-    // (offset per chunk) make the identity: one dim (ND = 1), index i is its coordinate.
-    const u = { ...zeroGeometry(), as5: 1, bs5: 1 };
-    const o = { OP: BINARY[op], ND: 1 };
-    runFlat({ scalar: binaryKernel, vec4: binary4Kernel }, [a, b, out], out.size, u, o, RUN);
+    // (offset per chunk) make the identity: one dim (nd = 1), index i is its coordinate.
+    const u = { ...zeroGeometry(), as5: 1, bs5: 1, nd: 1 };
+    runFlat({ scalar: binaryKernel, vec4: binary4Kernel }, [a, b, out], out.size, u, { OP: BINARY[op] }, RUN);
     return;
   }
   const d = padTo6(g.dims, 1);
   const as = padTo6(g.aStrides, 0);
   const bs = padTo6(g.bStrides, 0);
   const u = zeroGeometry();
+  u.nd = Math.max(1, g.dims.length);
   for (let i = 0; i < 6; i++) {
     u[`d${i}`] = d[i]!;
     u[`as${i}`] = as[i]!;
@@ -249,7 +259,7 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
     binaryKernel,
     out,
     u,
-    { OP: BINARY[op], ND: Math.max(1, g.dims.length) },
+    { OP: BINARY[op] },
     [
       { t: a, geo: { dims: d, strides: as, starts: zeros, extents: d, offset: 0 }, lo: 'x_lo', len: 'x_len' },
       { t: b, geo: { dims: d, strides: bs, starts: zeros, extents: d, offset: 0 }, lo: 'b_lo', len: 'b_len' },
@@ -331,6 +341,7 @@ export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): voi
   const e = padTo6(g.extents, 1);
   const u = zeroGeometry();
   u.a_off = g.offset ?? 0;
+  u.nd = g.dims.length;
   for (let i = 0; i < 6; i++) {
     u[`d${i}`] = d[i]!;
     u[`as${i}`] = s[i]!;
@@ -338,7 +349,39 @@ export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): voi
     u[`ae${i}`] = e[i]!;
   }
   const geo = { dims: d, strides: s, starts: st, extents: e, offset: g.offset ?? 0 };
-  runWindowed(gatherKernel, out, u, { ND: g.dims.length }, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }], RUN);
+  // Which entry runs follows the shapes, and shapes can follow the data (the encoder's batch is a
+  // step's cache misses): both pipelines are made at the first gather, none after the first step.
+  const gpu = out.gpu;
+  gpu.pipelines.get(gatherKernel);
+  gpu.pipelines.get(gather4Kernel);
+  if (gather4Fits(x, out, g)) {
+    const x4 = { buffer: x.buffer, offset: 0, size: Math.ceil(x.size / 4) * 16 };
+    const launch = grid1d(gpu, ceilDiv(ceilDiv(out.size, 4 * RUN), WG));
+    gpu.dispatch(gather4Kernel, [x4, out.binding()], { ...u, n: out.size }, launch);
+    return;
+  }
+  runWindowed(gatherKernel, out, u, {}, [{ t: x, geo, lo: 'x_lo', len: 'x_len' }], RUN);
+}
+
+/**
+ * Whether the vec4 gather entry applies: the innermost dim is read contiguously in whole aligned
+ * vec4s (stride 1; size, start, extent, offset and every other stride multiples of 4) and both
+ * tensors fit one binding, the input's vec4-padded range included.
+ */
+function gather4Fits(x: Tensor, out: Tensor, g: GatherGeometry): boolean {
+  const k = g.dims.length - 1;
+  const m4 = (v: number) => v % 4 === 0;
+  const bytes4 = Math.ceil(x.size / 4) * 16;
+  return (
+    g.strides[k] === 1 &&
+    m4(g.dims[k]!) &&
+    m4(g.starts[k]!) &&
+    m4(g.extents[k]!) &&
+    m4(g.offset ?? 0) &&
+    g.strides.every((s, i) => i === k || m4(s)) &&
+    bytes4 <= x.buffer.size &&
+    Math.max(bytes4, out.size * 4) <= x.gpu.profile.maxStorageBindingBytes
+  );
 }
 
 /** A strided read of one operand: out coordinate c reads offset + sum_d (c_d + starts_d) * strides_d. */

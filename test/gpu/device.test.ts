@@ -90,7 +90,7 @@ describe('errors become exceptions naming the kernel', () => {
 
 function zeroU(): Record<string, number> {
   const u: Record<string, number> = { n: 0, alpha: 0, beta: 0, i_off: 0, a_off: 0, b_off: 0 };
-  Object.assign(u, { x_lo: 0, x_len: 0xffffffff, b_lo: 0, b_len: 0xffffffff, write_pad: 1 });
+  Object.assign(u, { x_lo: 0, x_len: 0xffffffff, b_lo: 0, b_len: 0xffffffff, write_pad: 1, nd: 6 });
   for (let i = 0; i < 6; i++)
     Object.assign(u, { [`d${i}`]: 1, [`as${i}`]: 0, [`bs${i}`]: 0, [`ast${i}`]: 0, [`ae${i}`]: 1 });
   return u;

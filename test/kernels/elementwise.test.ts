@@ -1,5 +1,5 @@
 import { fmt as fmtShape } from '../../src/util/shape.js';
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { backward, param } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import * as ops from '../../src/ops/index.js';
@@ -295,6 +295,75 @@ describe('gather geometry merging', () => {
       }
     },
   );
+});
+
+describe('gather vec4 entry', () => {
+  /** Runs one strided read of x (data xd) and returns the kernels it dispatched. */
+  async function check(g: Gpu, xd: Float32Array, geo: GatherGeometry): Promise<string[]> {
+    const x = upload(g, { data: xd, shape: [xd.length] });
+    const out = Tensor.empty(g, geo.dims);
+    const spy = vi.spyOn(g, 'dispatch');
+    let names: string[];
+    try {
+      runGather(x, out, geo);
+      names = spy.mock.calls.map((c) => c[0].name);
+    } finally {
+      spy.mockRestore();
+    }
+    assertClose(await out.read(), ref.gather(xd, geo), { atol: 0, rtol: 0, name: JSON.stringify(geo) });
+    x.dispose();
+    out.dispose();
+    return names;
+  }
+  const r = rng(4242);
+  const x48 = randn(r, 2 * 3 * 8);
+  // [2, 3, 8] read in several ways; innermost extent 8, strides (24, 8, 1).
+  const whole = { dims: [2, 3, 8], strides: [24, 8, 1], starts: [0, 0, 0], extents: [2, 3, 8] };
+  const vec4Reads: [string, GatherGeometry][] = [
+    ['contiguous copy (merges to one dim)', whole],
+    [
+      'permute keeping the innermost dim',
+      { dims: [3, 2, 8], strides: [8, 24, 1], starts: [0, 0, 0], extents: [3, 2, 8] },
+    ],
+    ['pad the innermost dim by 4 and 8', { ...whole, dims: [2, 3, 20], starts: [0, 0, -4] }],
+    ['pad outer dims by odd amounts', { ...whole, dims: [3, 6, 8], starts: [-1, -2, 0] }],
+    ['crop the innermost dim to [4, 8)', { ...whole, dims: [2, 3, 4], starts: [0, 0, 4] }],
+    ['crop and pad', { ...whole, dims: [1, 5, 12], starts: [1, -1, -4] }],
+  ];
+  test.each(vec4Reads)('%s takes gather4 and matches the CPU reference', async (_name, geo) => {
+    expect(await check(gpu, x48, geo)).toEqual(['elementwise.gather4']);
+  });
+  const scalarReads: [string, GatherGeometry][] = [
+    ['innermost pad of 1', { ...whole, dims: [2, 3, 10], starts: [0, 0, -1] }],
+    ['innermost size 6', { ...whole, dims: [2, 3, 6], starts: [0, 0, 1] }],
+    ['innermost start -2 (a vec4 would straddle the padding)', { ...whole, starts: [0, 0, -2] }],
+    ['innermost extent 6 (the last vec4 half outside)', { ...whole, extents: [2, 3, 6] }],
+    ['innermost stride 2', { dims: [2, 3, 4], strides: [24, 8, 2], starts: [0, 0, 0], extents: [2, 3, 4] }],
+    ['outer stride not a multiple of 4', { dims: [4, 8], strides: [6, 1], starts: [0, 0], extents: [4, 8] }],
+    ['offset 2', { dims: [2, 4], strides: [8, 1], starts: [0, 0], extents: [2, 4], offset: 2 }],
+  ];
+  test.each(scalarReads)('%s takes the scalar gather and matches the CPU reference', async (_name, geo) => {
+    expect(await check(gpu, x48, geo)).toEqual(['elementwise.gather']);
+  });
+  test('an input of 13 floats read in aligned vec4s', async () => {
+    const geo = { dims: [3, 4], strides: [4, 1], starts: [0, 0], extents: [3, 4] };
+    expect(await check(gpu, randn(r, 13), geo)).toEqual(['elementwise.gather4']);
+  });
+  test("the first gather makes both entries' pipelines, so the other one later creates none", async () => {
+    const g = await testGpu();
+    await check(g, x48, scalarReads[0]![1]);
+    const made = g.stats().pipelinesCreated;
+    expect(await check(g, x48, vec4Reads[1]![1])).toEqual(['elementwise.gather4']);
+    expect(g.stats().pipelinesCreated).toBe(made);
+  });
+  test('over the binding limit the scalar gather runs in windows', async () => {
+    const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
+    const xd = randn(r, 3 * 40 * 16);
+    const geo = { dims: [40, 3, 24], strides: [16, 640, 1], starts: [0, 0, -4], extents: [40, 3, 16] };
+    const names = await check(small, xd, geo);
+    expect(names.length).toBeGreaterThan(1);
+    expect(new Set(names)).toEqual(new Set(['elementwise.gather']));
+  });
 });
 
 describe('binary scalar entry on app-owned buffers', () => {
