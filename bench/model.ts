@@ -5,9 +5,10 @@
  *    layout), and the peak GPU memory of that pass above the weights;
  *  - one cached training step: side network + decoder forward and backward + AdamW, batch 24 at
  *    224 (--quick: batch 2), with the encoder embedding given (as the cache provides it).
- * Writes bench/results/model.json and prints a Markdown table. With --profile, one more cached
- * step runs under Gpu.startProfiling() and its device time per kernel (timestamp queries) is
- * printed and written to bench/results/step_profile.md / .json.
+ * Writes bench/results/model.json and prints a Markdown table. With --profile, one more encoder
+ * pass per size and one more cached step run under Gpu.startProfiling(), and their device time per
+ * kernel (timestamp queries) is printed and written to bench/results/encoder_profile.{md,json} and
+ * step_profile.{md,json}.
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -46,6 +47,30 @@ const gpu = new Gpu({ device: node.device, adapterInfo: node.info });
 const rng = new Rng(1);
 const ours: Record<string, number> = {};
 
+/** Runs `work` once under the kernel profiler; returns its wall time, kernels and a Markdown table. */
+async function profiled(title: string, work: () => Promise<void>) {
+  gpu.startProfiling();
+  const t0 = performance.now();
+  await work();
+  const wall = performance.now() - t0;
+  const kernels = await gpu.stopProfiling();
+  const total = kernels.reduce((s, k) => s + k.ms, 0);
+  let md = `${title}: ${wall.toFixed(0)} ms wall (profiled), ${total.toFixed(0)} ms device time in kernels.\n\n`;
+  md += '| kernel {overrides} | calls | ms | share |\n| --- | ---: | ---: | ---: |\n';
+  for (const k of kernels)
+    md += `| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(1)} | ${((100 * k.ms) / total).toFixed(1)} % |\n`;
+  console.log(md);
+  return { wall, kernels, md };
+}
+
+function writeResult(name: string, md: string, json: object): void {
+  mkdirSync(join(here, 'results'), { recursive: true });
+  writeFileSync(join(here, 'results', `${name}.md`), md);
+  writeFileSync(join(here, 'results', `${name}.json`), JSON.stringify(json, null, 2) + '\n');
+}
+
+const encoderProfiles: { md: string; json: object }[] = [];
+
 for (const size of quick ? [224] : [224, 512]) {
   const model = new SamLST(gpu, SamLstConfig.vitB(size), { seed: 1 });
   const x = Tensor.fromData(gpu, rng.fill(3 * size * size, 0, 1), [1, 3, size, size]);
@@ -58,6 +83,14 @@ for (const size of quick ? [224] : [224, 512]) {
     e.dispose();
   }, reps);
   ours[`encoder_peak_mib_${size}`] = (gpu.stats().pool.peakLiveBytes - base) / 2 ** 20;
+  if (profile) {
+    const p = await profiled(`ViT-B encoder forward, 1 image at ${size}`, async () => {
+      const e = tidy(() => noGrad(() => model.encode(x)));
+      await gpu.sync();
+      e.dispose();
+    });
+    encoderProfiles.push({ md: p.md, json: { size, wall_ms: p.wall, kernels: p.kernels } });
+  }
   x.dispose();
   model.dispose();
   gpu.trim();
@@ -84,30 +117,23 @@ const B = quick ? 2 : 24;
     loss.dispose();
   }, reps);
   if (profile) {
-    gpu.startProfiling();
-    const t0 = performance.now();
-    const loss = samLstTrainStep(model, opt, x, lab, { embedding: emb, lr: 1e-3 });
-    await loss.read();
-    loss.dispose();
-    const wall = performance.now() - t0;
-    const kernels = await gpu.stopProfiling();
-    const total = kernels.reduce((s, k) => s + k.ms, 0);
-    let md = `Cached training step, batch ${B} at 224: ${wall.toFixed(0)} ms wall (profiled), ${total.toFixed(0)} ms device time in kernels.\n\n`;
-    md += '| kernel {overrides} | calls | ms | share |\n| --- | ---: | ---: | ---: |\n';
-    for (const k of kernels)
-      md += `| ${k.kernel} | ${k.calls} | ${k.ms.toFixed(1)} | ${((100 * k.ms) / total).toFixed(1)} % |\n`;
-    console.log(md);
-    mkdirSync(join(here, 'results'), { recursive: true });
-    writeFileSync(join(here, 'results', 'step_profile.md'), md);
-    writeFileSync(
-      join(here, 'results', 'step_profile.json'),
-      JSON.stringify({ batch: B, wall_ms: wall, kernels }, null, 2) + '\n',
-    );
+    const p = await profiled(`Cached training step, batch ${B} at 224`, async () => {
+      const loss = samLstTrainStep(model, opt, x, lab, { embedding: emb, lr: 1e-3 });
+      await loss.read();
+      loss.dispose();
+    });
+    writeResult('step_profile', p.md, { batch: B, wall_ms: p.wall, kernels: p.kernels });
   }
   [x, emb, lab].forEach((t) => t.dispose());
   opt.dispose();
   model.dispose();
 }
+if (profile)
+  writeResult(
+    'encoder_profile',
+    encoderProfiles.map((p) => p.md).join('\n'),
+    encoderProfiles.map((p) => p.json),
+  );
 gpu.destroy();
 node.close();
 releaseDawn();
