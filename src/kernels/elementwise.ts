@@ -366,13 +366,15 @@ export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): voi
 /**
  * Whether the vec4 gather entry applies: the innermost dim is read contiguously in whole aligned
  * vec4s (stride 1; size, start, extent, offset and every other stride multiples of 4) and both
- * tensors fit one binding, the input's vec4-padded range included.
+ * tensors fit one binding, the input's vec4-padded range included (an empty input has none; an empty
+ * output dispatches nothing).
  */
 function gather4Fits(x: Tensor, out: Tensor, g: GatherGeometry): boolean {
   const k = g.dims.length - 1;
   const m4 = (v: number) => v % 4 === 0;
   const bytes4 = Math.ceil(x.size / 4) * 16;
   return (
+    x.size > 0 &&
     g.strides[k] === 1 &&
     m4(g.dims[k]!) &&
     m4(g.starts[k]!) &&

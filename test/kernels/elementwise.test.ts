@@ -356,6 +356,19 @@ describe('gather vec4 entry', () => {
     expect(await check(g, x48, vec4Reads[1]![1])).toEqual(['elementwise.gather4']);
     expect(g.stats().pipelinesCreated).toBe(made);
   });
+  test('empty inputs and outputs (padding an empty tensor, an empty slice) run and give the right shapes', async () => {
+    const empty = Tensor.zeros(gpu, [0, 4]);
+    const padded = ops.pad(empty, [
+      [1, 1],
+      [0, 0],
+    ]);
+    expect([...padded.shape]).toEqual([2, 4]);
+    expect(Array.from(await padded.read())).toEqual(new Array<number>(8).fill(0));
+    const none = ops.slice(upload(gpu, { data: x48, shape: [6, 8] }), [1, 0], [0, 8]);
+    expect([...none.shape]).toEqual([0, 8]);
+    expect((await none.read()).length).toBe(0);
+    await gpu.sync();
+  });
   test('over the binding limit the scalar gather runs in windows', async () => {
     const small = await testGpu({ profile: { maxStorageBindingBytes: 4096 } });
     const xd = randn(r, 3 * 40 * 16);
