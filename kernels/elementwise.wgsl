@@ -243,41 +243,35 @@ fn in_ext(v: i32, e: u32) -> bool {
 // Permute: as_d = permuted strides, ast_d = 0, ae_d = d_d. Pad: ast_d = -pad_lo. Crop: ast_d = lo.
 // Dispatch: 1-D over ceil(n / RUN) invocations, RUN consecutive outputs each.
 
+// Source element of the read at output coordinate c, or -1 when some c_d + ast_d lies outside
+// [0, ae_d) (padding).
+fn gather_src(p: Params, c: array<u32, 6>) -> i32 {
+  let s0 = i32(c[0]) + p.ast0; let s1 = i32(c[1]) + p.ast1; let s2 = i32(c[2]) + p.ast2;
+  let s3 = i32(c[3]) + p.ast3; let s4 = i32(c[4]) + p.ast4; let s5 = i32(c[5]) + p.ast5;
+  let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
+               in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
+  if (!inside) { return -1; }
+  return i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 + s5 * p.as5;
+}
+
 @compute @workgroup_size(WG)
 fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
   let p = params_un;
   let i0 = linear_id(wid, nwg, lid) * RUN;
   if (i0 >= p.n) { return; }
-  var c0 = 0;
-  var c1 = 0;
-  var c2 = 0;
-  var c3 = 0;
-  var c4 = 0;
-  var c5 = 0;
-  {
-    let u = unravel(i0 + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
-    c0 = i32(u[0]); c1 = i32(u[1]); c2 = i32(u[2]); c3 = i32(u[3]); c4 = i32(u[4]); c5 = i32(u[5]);
-  }
+  var c = unravel(i0 + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
   for (var j = 0u; j < RUN; j++) {
     let i = i0 + j;
     if (i >= p.n) { break; }
     if (j > 0u) {
-      c5 += 1;
-      if (c5 == i32(p.d5)) {
-        // Past the end of the innermost axis: recompute every coordinate.
-        let u = unravel(i + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
-        c0 = i32(u[0]); c1 = i32(u[1]); c2 = i32(u[2]); c3 = i32(u[3]); c4 = i32(u[4]); c5 = i32(u[5]);
-      }
+      c[5] += 1u;
+      // Past the end of the innermost axis: recompute every coordinate.
+      if (c[5] == p.d5) { c = unravel(i + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5); }
     }
-    let s0 = c0 + p.ast0; let s1 = c1 + p.ast1; let s2 = c2 + p.ast2;
-    let s3 = c3 + p.ast3; let s4 = c4 + p.ast4; let s5 = c5 + p.ast5;
-    let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
-                 in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
-    if (inside) {
-      let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 +
-                  s5 * p.as5;
-      let rel = u32(src_i) - p.x_lo;
+    let si = gather_src(p, c);
+    if (si >= 0) {
+      let rel = u32(si) - p.x_lo;
       if (rel < p.x_len) { out1[i] = x[rel]; }
     } else if (p.write_pad != 0u) {
       out1[i] = 0.0;
@@ -305,15 +299,9 @@ fn gather4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
       c[5] += 4u;
       if (c[5] == p.d5) { c = unravel(q * 4u, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5); }
     }
-    let s0 = i32(c[0]) + p.ast0; let s1 = i32(c[1]) + p.ast1; let s2 = i32(c[2]) + p.ast2;
-    let s3 = i32(c[3]) + p.ast3; let s4 = i32(c[4]) + p.ast4; let s5 = i32(c[5]) + p.ast5;
-    let inside = in_ext(s0, p.ae0) && in_ext(s1, p.ae1) && in_ext(s2, p.ae2) && in_ext(s3, p.ae3) &&
-                 in_ext(s4, p.ae4) && in_ext(s5, p.ae5);
+    let si = gather_src(p, c);
     var v = vec4<f32>(0.0);
-    if (inside) {
-      let src_i = i32(p.a_off) + s0 * p.as0 + s1 * p.as1 + s2 * p.as2 + s3 * p.as3 + s4 * p.as4 + s5;
-      v = x4[u32(src_i) >> 2u];
-    }
+    if (si >= 0) { v = x4[u32(si) >> 2u]; }
     out14[q] = v;
   }
 }
