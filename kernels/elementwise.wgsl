@@ -167,6 +167,16 @@ fn unravel(i: u32, nd: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32) -> arra
   return c;
 }
 
+// a OP b for the binary entries (OP: 0 add, 1 sub, 2 mul, 3 div); the scalar entry uses lane x.
+fn binary_op4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+  switch OP {
+    case 0u: { return a + b; }
+    case 1u: { return a - b; }
+    case 2u: { return a * b; }
+    default: { return a / b; }
+  }
+}
+
 // OP codes for `binary`: 0 add, 1 sub, 2 mul, 3 div. Operands are addressed through the
 // broadcast strides (a_* for x, b_* for y). RUN consecutive outputs per invocation, as in gather.
 @compute @workgroup_size(WG)
@@ -195,16 +205,7 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let ra = u32(ia) - params.x_lo;
     let rb = u32(ib) - params.b_lo;
     if (ra < params.x_len && rb < params.b_len) {
-      let a = x[ra];
-      let b = y[rb];
-      var r: f32;
-      switch OP {
-        case 0u: { r = a + b; }
-        case 1u: { r = a - b; }
-        case 2u: { r = a * b; }
-        default: { r = a / b; }
-      }
-      out[i] = r;
+      out[i] = binary_op4(vec4<f32>(x[ra]), vec4<f32>(y[rb])).x;
     }
   }
 }
@@ -364,16 +365,7 @@ fn binary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
            @builtin(local_invocation_id) lid: vec3<u32>) {
   let i = linear_id(wid, nwg, lid);
   if (i >= (params.n + 3u) / 4u) { return; }
-  let a = x4[i];
-  let b = y4[i];
-  var r: vec4<f32>;
-  switch OP {
-    case 0u: { r = a + b; }
-    case 1u: { r = a - b; }
-    case 2u: { r = a * b; }
-    default: { r = a / b; }
-  }
-  out4[i] = r;
+  out4[i] = binary_op4(x4[i], y4[i]);
 }
 
 @compute @workgroup_size(WG)
