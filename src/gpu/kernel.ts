@@ -27,6 +27,12 @@ export interface KernelSpec {
    * into a reused buffer instead of the content-keyed uniform cache, which they would churn.
    */
   readonly volatileUniforms?: boolean;
+  /**
+   * Entries the host picks between per call from shapes that can follow the data (so the first
+   * training step need not meet them all): the pipeline cache makes their pipelines, with default
+   * overrides, together with this one, and none appears after the first step. May include itself.
+   */
+  readonly companions?: readonly KernelSpec[];
 }
 
 export function defineKernel(

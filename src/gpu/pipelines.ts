@@ -80,6 +80,7 @@ export class PipelineCache {
     this.createdCount++;
     const entry = { pipeline, layout };
     this.pipelines.set(key, entry);
+    for (const c of spec.companions ?? []) this.get(c);
     return entry;
   }
 

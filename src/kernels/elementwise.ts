@@ -76,6 +76,9 @@ export const affineInplaceKernel = defineKernel({
   storage: [['dst', 'read_write']],
 });
 export const fillKernel = defineKernel({ ...common, entry: 'fill', storage: [['dst', 'read_write']] });
+// gather and gather4 are picked per call from the read geometry, which can follow the data (the
+// encoder's batch is a step's cache misses): their pipelines are made together.
+const gatherPair: KernelSpec[] = [];
 export const gatherKernel = defineKernel({
   ...common,
   entry: 'gather',
@@ -83,8 +86,8 @@ export const gatherKernel = defineKernel({
     ['x', 'read'],
     ['out1', 'read_write'],
   ],
+  companions: gatherPair,
 });
-
 export const gather4Kernel = defineKernel({
   ...common,
   entry: 'gather4',
@@ -92,7 +95,10 @@ export const gather4Kernel = defineKernel({
     ['x4', 'read'],
     ['out14', 'read_write'],
   ],
+  companions: gatherPair,
 });
+gatherPair.push(gatherKernel, gather4Kernel);
+
 export const unary4Kernel = defineKernel({
   ...common,
   entry: 'unary4',
@@ -349,11 +355,7 @@ export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): voi
     u[`ae${i}`] = e[i]!;
   }
   const geo = { dims: d, strides: s, starts: st, extents: e, offset: g.offset ?? 0 };
-  // Which entry runs follows the shapes, and shapes can follow the data (the encoder's batch is a
-  // step's cache misses): both pipelines are made at the first gather, none after the first step.
   const gpu = out.gpu;
-  gpu.pipelines.get(gatherKernel);
-  gpu.pipelines.get(gather4Kernel);
   if (gather4Fits(x, out, g)) {
     const x4 = { buffer: x.buffer, offset: 0, size: Math.ceil(x.size / 4) * 16 };
     const launch = grid1d(gpu, ceilDiv(ceilDiv(out.size, 4 * RUN), WG));
