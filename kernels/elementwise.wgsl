@@ -147,24 +147,34 @@ fn unary_grad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
   out[i] = d;
 }
 
-// Coordinates of flat index i in the rank-6 shape (d0, .., d5), innermost last. Shapes are padded
-// at the front, so only the innermost nd dims can exceed 1: the others get coordinate 0 and only
-// nd - 1 divisions run (CPU drivers divide lane by lane; nd is uniform, so the branches are too).
-fn unravel(i: u32, nd: u32, d1: u32, d2: u32, d3: u32, d4: u32, d5: u32) -> array<u32, 6> {
+// Coordinates of output i of this dispatch (flat index i + i_off) in the rank-6 shape (d0, .., d5),
+// innermost last. Shapes are padded at the front, so only the innermost nd dims can exceed 1: the
+// others get coordinate 0 and only nd - 1 divisions run (CPU drivers divide lane by lane; nd is
+// uniform, so the branches are too).
+fn unravel(p: Params, i: u32) -> array<u32, 6> {
   var c: array<u32, 6>;
-  var r = i;
-  if (nd <= 1u) { c[5] = r; return c; }
-  c[5] = r % d5; r = r / d5;
-  if (nd == 2u) { c[4] = r; return c; }
-  c[4] = r % d4; r = r / d4;
-  if (nd == 3u) { c[3] = r; return c; }
-  c[3] = r % d3; r = r / d3;
-  if (nd == 4u) { c[2] = r; return c; }
-  c[2] = r % d2; r = r / d2;
-  if (nd == 5u) { c[1] = r; return c; }
-  c[1] = r % d1;
-  c[0] = r / d1;
+  var r = i + p.i_off;
+  if (p.nd <= 1u) { c[5] = r; return c; }
+  c[5] = r % p.d5; r = r / p.d5;
+  if (p.nd == 2u) { c[4] = r; return c; }
+  c[4] = r % p.d4; r = r / p.d4;
+  if (p.nd == 3u) { c[3] = r; return c; }
+  c[3] = r % p.d3; r = r / p.d3;
+  if (p.nd == 4u) { c[2] = r; return c; }
+  c[2] = r % p.d2; r = r / p.d2;
+  if (p.nd == 5u) { c[1] = r; return c; }
+  c[1] = r % p.d1;
+  c[0] = r / p.d1;
   return c;
+}
+
+// Coordinates of output i, which lies `step` outputs after the one at c: a step along the
+// innermost dim, or a fresh unravel where that dim ends (binary / gather runs: step 1; gather4: 4).
+fn step_coords(p: Params, c: array<u32, 6>, i: u32, step: u32) -> array<u32, 6> {
+  var n = c;
+  n[5] += step;
+  if (n[5] == p.d5) { return unravel(p, i); }
+  return n;
 }
 
 // a OP b for the binary entries (OP: 0 add, 1 sub, 2 mul, 3 div); the scalar entry uses lane x.
@@ -182,29 +192,22 @@ fn binary_op4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  if (i0 >= params.n) { return; }
   let p = params;
-  var c = unravel(i0 + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
+  let i0 = linear_id(wid, nwg, lid) * RUN;
+  if (i0 >= p.n) { return; }
+  var c = unravel(p, i0);
   for (var j = 0u; j < RUN; j++) {
     let i = i0 + j;
-    if (i >= params.n) { break; }
-    if (j > 0u) {
-      c[5] += 1u;
-      if (c[5] == params.d5) {
-        c = unravel(i + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
-      }
-    }
-    let ia = i32(params.a_off) + i32(c[0]) * params.as0 + i32(c[1]) * params.as1 +
-             i32(c[2]) * params.as2 + i32(c[3]) * params.as3 + i32(c[4]) * params.as4 +
-             i32(c[5]) * params.as5;
-    let ib = i32(params.b_off) + i32(c[0]) * params.bs0 + i32(c[1]) * params.bs1 +
-             i32(c[2]) * params.bs2 + i32(c[3]) * params.bs3 + i32(c[4]) * params.bs4 +
-             i32(c[5]) * params.bs5;
+    if (i >= p.n) { break; }
+    if (j > 0u) { c = step_coords(p, c, i, 1u); }
+    let ia = i32(p.a_off) + i32(c[0]) * p.as0 + i32(c[1]) * p.as1 + i32(c[2]) * p.as2 +
+             i32(c[3]) * p.as3 + i32(c[4]) * p.as4 + i32(c[5]) * p.as5;
+    let ib = i32(p.b_off) + i32(c[0]) * p.bs0 + i32(c[1]) * p.bs1 + i32(c[2]) * p.bs2 +
+             i32(c[3]) * p.bs3 + i32(c[4]) * p.bs4 + i32(c[5]) * p.bs5;
     // Window-relative indices; a source outside its window wraps to a huge u32 and is skipped.
-    let ra = u32(ia) - params.x_lo;
-    let rb = u32(ib) - params.b_lo;
-    if (ra < params.x_len && rb < params.b_len) {
+    let ra = u32(ia) - p.x_lo;
+    let rb = u32(ib) - p.b_lo;
+    if (ra < p.x_len && rb < p.b_len) {
       out[i] = binary_op4(vec4<f32>(x[ra]), vec4<f32>(y[rb])).x;
     }
   }
@@ -261,15 +264,11 @@ fn gather(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
   let p = params_un;
   let i0 = linear_id(wid, nwg, lid) * RUN;
   if (i0 >= p.n) { return; }
-  var c = unravel(i0 + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
+  var c = unravel(p, i0);
   for (var j = 0u; j < RUN; j++) {
     let i = i0 + j;
     if (i >= p.n) { break; }
-    if (j > 0u) {
-      c[5] += 1u;
-      // Past the end of the innermost axis: recompute every coordinate.
-      if (c[5] == p.d5) { c = unravel(i + p.i_off, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5); }
-    }
+    if (j > 0u) { c = step_coords(p, c, i, 1u); }
     let si = gather_src(p, c);
     if (si >= 0) {
       let rel = u32(si) - p.x_lo;
@@ -292,14 +291,11 @@ fn gather4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   let n4 = p.n / 4u;
   let q0 = linear_id(wid, nwg, lid) * RUN;
   if (q0 >= n4) { return; }
-  var c = unravel(q0 * 4u, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5);
+  var c = unravel(p, q0 * 4u);
   for (var j = 0u; j < RUN; j++) {
     let q = q0 + j;
     if (q >= n4) { break; }
-    if (j > 0u) {
-      c[5] += 4u;
-      if (c[5] == p.d5) { c = unravel(q * 4u, p.nd, p.d1, p.d2, p.d3, p.d4, p.d5); }
-    }
+    if (j > 0u) { c = step_coords(p, c, q * 4u, 4u); }
     let si = gather_src(p, c);
     var v = vec4<f32>(0.0);
     if (si >= 0) { v = x4[u32(si) >> 2u]; }
