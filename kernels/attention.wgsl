@@ -8,8 +8,9 @@
 //   this dispatch in units of the binding's element type.
 // Rel-pos (gh > 0): keys and queries lie on the same gh x gw grid (Lk = Lq = gh*gw) and
 //   bias(i, j) = relh[i, j / gw] + relw[i, j % gw] with relh = q.Rh^T, relw = q.Rw^T gathered per
-//   relative offset (relpos_pick, from the GEMM products q.Rw^T and q.Rh^T). Both live in one `rel` tensor of rows of RS = gwp + ghp floats:
-//   [relw (gw, padded to gwp = ceil8(gw)) | relh (gh, padded to ghp = ceil4(gh))]; drel likewise.
+//   relative offset (relpos_pick, from the GEMM products q.Rw^T and q.Rh^T). Both live in one
+//   `rel` tensor of rows of RS = gwp + ghp floats: [relw (gw, padded to gwp = ceil8(gw)) |
+//   relh (gh, padded to ghp = ceil4(gh))]; drel likewise.
 //   Keys are then visited grid row by grid row, in blocks of 8 columns, so one relh value and two
 //   vec4 of relw serve a block.
 //
@@ -20,8 +21,8 @@
 //   attn_delta      fo, fdo, flse, fstats (rw)                  1-D over Lq rows; stats = (lse, do.o)
 //   attn_bwd_q      q, k, v, rel, dout, stats, ga=dq (rw), gb=drel (rw)    grid (ceil(Lq/WG), BH)
 //   attn_bwd_kv     q, k, v, rel, dout, stats, ga=dk (rw), gb=dv (rw)      grid (ceil(Lk/WG), BH)
-//   relpos_pick     prod, rel_pick (rw)                         1-D over rows*RS/4 (RelParams;
-//                   q_base = f32 offset of prod): gathers relw/relh from prod = q.[Rw|Rh]^T
+//   relpos_pick     prod, rel_pick (rw)                         1-D over rows*RS/4 (RelParams):
+//                   gathers relw/relh from prod = q.[Rw|Rh]^T, bound whole
 //   relpos_bwd_dq   drel_in, tab_h, tab_w, dq_io (rw)           1-D over rows*d4: dq += drel.R
 //   relpos_bwd_table drel_in, qt, dtab_h (rw), dtab_w (rw)      1-D over (2gh-1 + 2gw-1)*d4
 // Dispatch/tiling (attn_*): one invocation per query row (per key row in attn_bwd_kv), WG rows per
@@ -678,7 +679,7 @@ fn relpos_pick(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
   // prod index of column 0: the part's start plus its table row for column 0.
   let nwt = 2u * P.gw - 1u;
   let top = select(nwt + i / P.gw + P.gh - 1u, i % P.gw + P.gw - 1u, onw);
-  let pb = P.q_base + row * (nwt + 2u * P.gh - 1u) + top;
+  let pb = row * (nwt + 2u * P.gh - 1u) + top;
   // Columns past n read a clamped valid element and are zeroed below.
   let v = vec4<f32>(prod[pb - min(t0, n - 1u)], prod[pb - min(t0 + 1u, n - 1u)],
                     prod[pb - min(t0 + 2u, n - 1u)], prod[pb - min(t0 + 3u, n - 1u)]);

@@ -468,7 +468,7 @@ export function runRelposForward(g: RelGeometry, q: Operand, tabH: Tensor, tabW:
     gpu.dispatch(
       relposPickKernel,
       [prod.binding(), r.binding],
-      { ...relBase(g), rows, q_base: 0, r_base: r.base / 4 },
+      { ...relBase(g), rows, r_base: r.base / 4 },
       grid1d(gpu, ceilDiv((rows * rs) / 4, LINEAR_WG)),
     );
   }

@@ -1,8 +1,8 @@
 /**
  * TS face of kernels/conv_transpose2d.wgsl: ConvTranspose2d (padding 0) forward, dx, dW and db.
  * The k=2, s=2 case of the SAM decoder (even input width, H*W a multiple of 4) takes the
- * register-tiled `*_k2s2` entries; every other kernel/stride takes the scalar `*_direct` entries. Activations are
- * split over the batch axis when they exceed the adapter's storage-binding limit.
+ * register-tiled `*_k2s2` entries; every other kernel/stride takes the scalar `*_direct` entries.
+ * Activations are split over the batch axis when they exceed the adapter's storage-binding limit.
  */
 import type { Binding, Gpu } from '../gpu/device.js';
 import { defineKernel } from '../gpu/kernel.js';
