@@ -174,7 +174,5 @@ for (const [w, o, t] of rows)
 for (const size of quick ? [224] : [224, 512])
   table += `| encoder peak GPU memory above weights at ${size} | ${ours[`encoder_peak_mib_${size}`]!.toFixed(1)} MiB | | |\n`;
 console.log(table);
-mkdirSync(join(here, 'results'), { recursive: true });
-writeFileSync(join(here, 'results', 'model.json'), JSON.stringify({ ours, torch, quick }, null, 2) + '\n');
-writeFileSync(join(here, 'results', 'model.md'), table);
+writeResult('model', table, { ours, torch, quick });
 process.exit(0);
