@@ -141,7 +141,7 @@ export const affineInplace4Kernel = defineKernel({
 export const fill4Kernel = defineKernel({ ...common, entry: 'fill4', storage: [['dst4', 'read_write']] });
 
 function launch4(gpu: Gpu, n: number) {
-  return grid1d(gpu, ceilDiv(Math.ceil(n / 4), WG));
+  return grid1d(gpu, ceilDiv(Math.ceil(n / 4), WG * RUN));
 }
 
 /**

@@ -10,6 +10,7 @@ import {
   runGather,
   type GatherGeometry,
 } from '../../src/kernels/elementwise.js';
+import { runSumMid } from '../../src/kernels/reduce.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { tidy } from '../../src/tensor/scope.js';
 import * as ref from '../reference/elementwise.js';
@@ -167,13 +168,58 @@ describe('reductions and layout ops', () => {
     assertClose(await x.grad!.read(), want, { atol: 1e-6, rtol: 0, name: 'sum dx' });
   });
 
-  test('sum over many elements uses the wide path and stays accurate', async () => {
-    const n = 1_000_003;
-    const xd = new Float32Array(n).fill(0.1);
-    const x = upload(gpu, { data: xd, shape: [n] });
-    const y = ops.sum(x);
-    const got = (await y.read())[0]!;
-    expect(Math.abs(got - n * 0.1)).toBeLessThan(n * 0.1 * 1e-5);
+  test.each([
+    [1_000_003, 'cpu'],
+    [1_000_000, 'cpu'],
+    [1_000_003, 'gpu'],
+    [1_000_000, 'gpu'],
+  ] as const)(
+    'sum of %i elements (%s-kind tiling) uses the wide path and stays accurate',
+    async (n, kind) => {
+      const g = kind === 'cpu' ? gpu : await testGpu({ profile: { kind } });
+      const xd = new Float32Array(n).fill(0.1);
+      const x = upload(g, { data: xd, shape: [n] });
+      const y = ops.sum(x);
+      const got = (await y.read())[0]!;
+      expect(Math.abs(got - n * 0.1)).toBeLessThan(n * 0.1 * 1e-5);
+    },
+  );
+
+  test.each([
+    // [A, R, I, scale, expected wide entry]: vec4 rows (R % 4 = 0, I = 1), rows of odd length,
+    // strided rows (I > 1); R not a multiple of WG * CHUNK (* 4)
+    [5, 4100, 1, 1, 'reduce.sum_wide4'],
+    [3, 70_000, 1, 0.5, 'reduce.sum_wide4'],
+    [4, 1027, 1, 1, 'reduce.sum_wide'],
+    [2, 600, 3, 2, 'reduce.sum_wide'],
+  ])('sum of (%i, %i, %i) x %f takes %s and matches the CPU sum', async (A, R, I, scale, entry) => {
+    const r = rng(A * 7 + R + I);
+    const xd = randn(r, A * R * I);
+    const want = new Float64Array(A * I);
+    for (let a = 0; a < A; a++)
+      for (let q = 0; q < R; q++) for (let i = 0; i < I; i++) want[a * I + i]! += xd[(a * R + q) * I + i]!;
+    for (const g of [gpu, await testGpu({ profile: { kind: 'gpu' } })]) {
+      const x = upload(g, { data: xd, shape: [A * R * I] });
+      const out = Tensor.empty(g, [A * I]);
+      const spy = vi.spyOn(g, 'dispatch');
+      let calls: [string, Record<string, number> | undefined][];
+      try {
+        runSumMid(x, out, A, R, I, scale);
+        calls = spy.mock.calls.map((c) => [c[0].name, c[4]]);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(calls.map((c) => c[0])).toEqual([entry]);
+      // One SIMD group per workgroup on CPU drivers; the kernel's default (256) on GPUs.
+      expect(calls[0]![1]?.WG).toBe(g.profile.kind === 'cpu' ? 8 : undefined);
+      assertClose(
+        await out.read(),
+        want.map((v) => v * scale),
+        { atol: 1e-4 * Math.sqrt(R), rtol: 1e-5, name: `${entry} (${g.profile.kind})` },
+      );
+      x.dispose();
+      out.dispose();
+    }
   });
 
   test('permute, pad, slice and concat forward and backward', async () => {

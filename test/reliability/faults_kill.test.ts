@@ -252,6 +252,8 @@ test(`SIGKILL ${KILLS} times during checkpoint and cache writes: what is on disk
       }
       const v = vBytes[rng.int(0, 3)]!;
       const cp = join(scratch, `torn-${k}`, CHECKPOINT_FILE);
+      // The entry plant above made the directory only when some entry had finished before the kill.
+      mkdirSync(dirname(cp), { recursive: true });
       writeFileSync(cp, v.subarray(0, rng.int(0, v.length)));
       expect(() => readCheckpoint(cp)).toThrow(CheckpointError);
       fig.tornPlanted.checkpoints++;
