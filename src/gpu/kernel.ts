@@ -29,8 +29,9 @@ export interface KernelSpec {
   readonly volatileUniforms?: boolean;
   /**
    * Entries the host picks between per call from shapes that can follow the data (so the first
-   * training step need not meet them all): the pipeline cache makes their pipelines, with default
-   * overrides, together with this one, and none appears after the first step. May include itself.
+   * training step need not meet them all): the pipeline cache makes their pipelines together
+   * with this one, with the override constants of the call that they declare (the rest at their
+   * defaults), so none appears after the first step. May include itself.
    */
   readonly companions?: readonly KernelSpec[];
 }

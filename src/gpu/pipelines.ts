@@ -80,7 +80,9 @@ export class PipelineCache {
     this.createdCount++;
     const entry = { pipeline, layout };
     this.pipelines.set(key, entry);
-    for (const c of spec.companions ?? []) this.get(c);
+    // Companions get the caller's override constants that they declare (the rest at defaults).
+    for (const c of spec.companions ?? [])
+      this.get(c, Object.fromEntries(Object.entries(overrides).filter(([k]) => k in c.overrides)));
     return entry;
   }
 

@@ -6,7 +6,7 @@
  * a range of R per dispatch whose sums accumulate into `out`.
  */
 import type { Binding, Gpu } from '../gpu/device.js';
-import { defineKernel } from '../gpu/kernel.js';
+import { defineKernel, type KernelSpec } from '../gpu/kernel.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
 import { grid1d } from './grid.js';
@@ -33,7 +33,10 @@ const common = {
   overrides: { WG, CHUNK: 64 },
 } as const;
 export const sumMidKernel = defineKernel({ ...common, entry: 'sum_mid' });
-export const sumWideKernel = defineKernel({ ...common, entry: 'sum_wide' });
+// The wide entries are picked per call from R and the alignment of the bound rows, which can follow
+// the data (a last, shorter batch): their pipelines are made together.
+const widePair: KernelSpec[] = [];
+export const sumWideKernel = defineKernel({ ...common, entry: 'sum_wide', companions: widePair });
 export const sumWide4Kernel = defineKernel({
   ...common,
   entry: 'sum_wide4',
@@ -41,7 +44,9 @@ export const sumWide4Kernel = defineKernel({
     ['x4', 'read'],
     ['out', 'read_write'],
   ],
+  companions: widePair,
 });
+widePair.push(sumWideKernel, sumWide4Kernel);
 
 /**
  * Workgroup size of the wide entries: one SIMD group on CPU drivers, where each of the

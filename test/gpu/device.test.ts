@@ -8,6 +8,7 @@ import {
 } from '../../src/gpu/errors.js';
 import { defineKernel } from '../../src/gpu/kernel.js';
 import { runUnary, unaryKernel } from '../../src/kernels/elementwise.js';
+import { runSumMid } from '../../src/kernels/reduce.js';
 import { createNodeDevice } from '../../src/platform/node.js';
 import { Tensor } from '../../src/tensor/tensor.js';
 import { closeTestGpus, testGpu } from '../helpers.js';
@@ -121,6 +122,23 @@ describe('pool, pipelines, ordering', () => {
     runUnary('relu', x, y);
     expect(gpu.stats().pipelinesCreated).toBe(c0 + 1);
     runUnary('abs', x, y);
+    expect(gpu.stats().pipelinesCreated).toBe(c0 + 2);
+    await gpu.sync();
+  });
+
+  test("companion entries are made with the first of them, with the call's override constants", async () => {
+    const gpu = await testGpu();
+    const run = (R: number) => {
+      const x = Tensor.zeros(gpu, [3 * R]);
+      const y = Tensor.empty(gpu, [3]);
+      runSumMid(x, y, 3, R, 1);
+      x.dispose();
+      y.dispose();
+    };
+    const c0 = gpu.stats().pipelinesCreated;
+    run(1024); // sum_wide4 (rows of whole vec4s), with its companion sum_wide
+    expect(gpu.stats().pipelinesCreated).toBe(c0 + 2);
+    run(1023); // sum_wide with the same overrides (WG 8 on CPU adapters): made already
     expect(gpu.stats().pipelinesCreated).toBe(c0 + 2);
     await gpu.sync();
   });
