@@ -90,6 +90,13 @@ fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>) -> u32 {
   return (wid.y * nwg.x + wid.x) * WG + lid.x;
 }
 
+// The vec4s [x, y) a flat *4 entry's invocation takes: RUN consecutive ones, clipped to the
+// ceil(n/4) vec4s of n elements.
+fn vec4_run(wid: vec3<u32>, nwg: vec3<u32>, lid: vec3<u32>, n: u32) -> vec2<u32> {
+  let i0 = linear_id(wid, nwg, lid) * RUN;
+  return vec2<u32>(i0, min(i0 + RUN, (n + 3u) / 4u));
+}
+
 // erf for f32: sign(x) * (1 - t*exp(-x^2 + poly(t))), Numerical Recipes erfc (fractional error < 1.2e-7).
 fn erf_f32(u: f32) -> f32 {
   let z = abs(u);
@@ -333,11 +340,8 @@ fn unary_op4(v: vec4<f32>) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn unary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  let n4 = (params_un.n + 3u) / 4u;
-  for (var j = 0u; j < RUN; j++) {
-    let i = i0 + j;
-    if (i >= n4) { return; }
+  let r = vec4_run(wid, nwg, lid, params_un.n);
+  for (var i = r.x; i < r.y; i++) {
     out14[i] = unary_op4(x4[i]);
   }
 }
@@ -357,11 +361,8 @@ fn unary_grad_op4(v: vec4<f32>, g: vec4<f32>) -> vec4<f32> {
 @compute @workgroup_size(WG)
 fn unary_grad4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  let n4 = (params.n + 3u) / 4u;
-  for (var j = 0u; j < RUN; j++) {
-    let i = i0 + j;
-    if (i >= n4) { return; }
+  let r = vec4_run(wid, nwg, lid, params.n);
+  for (var i = r.x; i < r.y; i++) {
     out4[i] = unary_grad_op4(x4[i], y4[i]);
   }
 }
@@ -370,11 +371,8 @@ fn unary_grad4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 @compute @workgroup_size(WG)
 fn binary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  let n4 = (params.n + 3u) / 4u;
-  for (var j = 0u; j < RUN; j++) {
-    let i = i0 + j;
-    if (i >= n4) { return; }
+  let r = vec4_run(wid, nwg, lid, params.n);
+  for (var i = r.x; i < r.y; i++) {
     out4[i] = binary_op4(x4[i], y4[i]);
   }
 }
@@ -382,11 +380,8 @@ fn binary4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 @compute @workgroup_size(WG)
 fn axpby4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  let n4 = (params_ip.n + 3u) / 4u;
-  for (var j = 0u; j < RUN; j++) {
-    let i = i0 + j;
-    if (i >= n4) { return; }
+  let r = vec4_run(wid, nwg, lid, params_ip.n);
+  for (var i = r.x; i < r.y; i++) {
     acc4[i] = params_ip.alpha * acc4[i] + params_ip.beta * src4[i];
   }
 }
@@ -394,11 +389,8 @@ fn axpby4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 @compute @workgroup_size(WG)
 fn affine_inplace4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                    @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  let n4 = (params_fill.n + 3u) / 4u;
-  for (var j = 0u; j < RUN; j++) {
-    let i = i0 + j;
-    if (i >= n4) { return; }
+  let r = vec4_run(wid, nwg, lid, params_fill.n);
+  for (var i = r.x; i < r.y; i++) {
     dst4[i] = params_fill.alpha * dst4[i] + params_fill.beta;
   }
 }
@@ -406,11 +398,8 @@ fn affine_inplace4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroup
 @compute @workgroup_size(WG)
 fn fill4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
          @builtin(local_invocation_id) lid: vec3<u32>) {
-  let i0 = linear_id(wid, nwg, lid) * RUN;
-  let n4 = (params_fill.n + 3u) / 4u;
-  for (var j = 0u; j < RUN; j++) {
-    let i = i0 + j;
-    if (i >= n4) { return; }
+  let r = vec4_run(wid, nwg, lid, params_fill.n);
+  for (var i = r.x; i < r.y; i++) {
     dst4[i] = vec4<f32>(params_fill.alpha);
   }
 }
