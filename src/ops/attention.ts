@@ -23,6 +23,7 @@ import {
 import { runSoftmax, runSoftmaxBackward } from '../kernels/softmax.js';
 import { Tensor } from '../tensor/tensor.js';
 import { fmt, ShapeError, type Shape } from '../util/shape.js';
+import { add } from './elementwise.js';
 import { linear } from './linear.js';
 import { pad, permute, reshape, slice } from './reshape.js';
 
@@ -302,7 +303,9 @@ export interface VitAttentionParams {
  * the bottom/right to a multiple of the window and split into windows (padded tokens are not
  * masked; their q/k/v are the qkv bias), then qkv linear, heads, fused attention with decomposed
  * rel-pos (tables of 2*window-1 rows, or 2H-1 / 2W-1 for global attention), head merge, proj,
- * and the windows are merged and cropped back to (B, H, W, C).
+ * and the windows are merged and cropped back to (B, H, W, C). Both linears are per token, so
+ * they run on the H*W real tokens only: qkv before the padding (the padded rows get the bias),
+ * proj after the crop.
  */
 export function vitAttention(
   x: Tensor,
@@ -335,30 +338,44 @@ export function vitAttention(
   want('relPosW', p.relPosW, [2 * gw - 1, hd]);
   const drop = dropper([x, p.qkvWeight, p.qkvBias, p.projWeight, p.projBias, p.relPosH, p.relPosW]);
 
-  // Window partition: (B, H, W, C) -> (B*nh*nw, ws, ws, C).
-  let xw = x;
-  let Hp = H;
-  let Wp = W;
-  if (window > 0) {
-    Hp = Math.ceil(H / window) * window;
-    Wp = Math.ceil(W / window) * window;
-    const xp =
-      Hp !== H || Wp !== W
-        ? pad(x, [
-            [0, 0],
-            [0, Hp - H],
-            [0, Wp - W],
-            [0, 0],
-          ])
-        : x;
-    const v6 = reshape(xp, [B, Hp / window, window, Wp / window, window, C]);
+  // Window partition: (B, H, W, C) -> (B*nh*nw, ws, ws, C), of x or (when the grid needs padding)
+  // of its qkv projection.
+  const Hp = window > 0 ? Math.ceil(H / window) * window : H;
+  const Wp = window > 0 ? Math.ceil(W / window) * window : W;
+  const padded = Hp !== H || Wp !== W;
+  const partition = (t: Tensor): Tensor => {
+    const D = t.shape[3]!;
+    const v6 = reshape(t, [B, Hp / window, window, Wp / window, window, D]);
     const t6 = permute(v6, [0, 1, 3, 2, 4, 5]);
-    xw = reshape(t6, [-1, window, window, C]);
-    drop(...(xp !== x ? [xp] : []), v6, t6);
+    const w = reshape(t6, [-1, window, window, D]);
+    drop(v6, t6);
+    return w;
+  };
+  let qkv: Tensor;
+  let xw = x;
+  if (!padded) {
+    if (window > 0) xw = partition(x);
+    qkv = linear(xw, p.qkvWeight, p.qkvBias);
+  } else {
+    // A padded token is a zero row, so its q/k/v are the qkv bias alone: project the H*W real
+    // tokens, pad the projection with zeros and add the bias everywhere. Each value is the one
+    // projecting the padded grid gives (the same fma chain, then + bias), for H*W rows instead of
+    // Hp*Wp (1024 instead of 1764 at 512 input).
+    const q0 = linear(x, p.qkvWeight, null);
+    const qp = pad(q0, [
+      [0, 0],
+      [0, Hp - H],
+      [0, Wp - W],
+      [0, 0],
+    ]);
+    drop(q0);
+    const qb = add(qp, p.qkvBias);
+    drop(qp);
+    qkv = partition(qb);
+    drop(qb);
   }
-  const Bw = xw.shape[0]!;
+  const Bw = qkv.shape[0]!;
   const L = gh * gw;
-  const qkv = linear(xw, p.qkvWeight, p.qkvBias);
   const q5 = reshape(qkv, [Bw, L, 3, heads, hd]);
   const t5 = permute(q5, [2, 0, 3, 1, 4]);
   const rel: RelPos = { relH: p.relPosH, relW: p.relPosW, gridH: gh, gridW: gw };
@@ -381,16 +398,21 @@ export function vitAttention(
   const o4 = reshape(o, [Bw, heads, L, hd]);
   const m4 = permute(o4, [0, 2, 1, 3]);
   const merged = reshape(m4, [Bw, gh, gw, C]);
-  const y = linear(merged, p.projWeight, p.projBias);
-  drop(...(xw === x ? [] : [xw]), qkv, q5, t5, o, o4, m4, merged);
-  if (window === 0) return y;
+  drop(...(xw === x ? [] : [xw]), qkv, q5, t5, o, o4, m4);
+  if (window === 0) {
+    const y = linear(merged, p.projWeight, p.projBias);
+    drop(merged);
+    return y;
+  }
 
-  // Window merge: (B*nh*nw, ws, ws, C) -> (B, Hp, Wp, C), crop to (B, H, W, C).
-  const y6 = reshape(y, [B, Hp / window, Wp / window, window, window, C]);
+  // Window merge: (B*nh*nw, ws, ws, C) -> (B, Hp, Wp, C), crop to (B, H, W, C), then proj (per
+  // token, so the padded tokens it would project are dropped first).
+  const y6 = reshape(merged, [B, Hp / window, Wp / window, window, window, C]);
   const u6 = permute(y6, [0, 1, 3, 2, 4, 5]);
   const full = reshape(u6, [B, Hp, Wp, C]);
-  const out = Hp !== H || Wp !== W ? slice(full, [0, 0, 0, 0], [B, H, W, C]) : full;
-  drop(y, y6, u6, ...(out !== full ? [full] : []));
+  const cropped = padded ? slice(full, [0, 0, 0, 0], [B, H, W, C]) : full;
+  const out = linear(cropped, p.projWeight, p.projBias);
+  drop(merged, y6, u6, full, ...(cropped !== full ? [cropped] : []));
   return out;
 }
 

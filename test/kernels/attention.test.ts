@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { backward, noGrad, param } from '../../src/autograd/tape.js';
 import type { Gpu } from '../../src/gpu/device.js';
 import {
@@ -447,6 +447,54 @@ describe('vitAttention vs the CPU reference on awkward shapes', () => {
       t.grad?.dispose();
       t.dispose();
     }
+  });
+});
+
+describe('vitAttention on a padded window grid', () => {
+  test('qkv and proj run on the real tokens only; the padded tokens still attend with bias q/k/v', async () => {
+    const g = gpus.default!;
+    // 5x7 tokens, window 4: the padded grid is 8x8 (64 tokens per image, 35 real).
+    const [B, H, W, C, heads, window] = [2, 5, 7, 16, 2, 4];
+    const hd = C / heads;
+    const r = rng(4711);
+    const xd = randn(r, B * H * W * C);
+    const host = {
+      qkvW: randn(r, 3 * C * C, 0.3),
+      qkvB: randn(r, 3 * C, 0.3),
+      projW: randn(r, C * C, 0.3),
+      projB: randn(r, C, 0.3),
+      rh: randn(r, (2 * window - 1) * hd, 0.3),
+      rw: randn(r, (2 * window - 1) * hd, 0.3),
+    };
+    const x = upload(g, { data: xd, shape: [B, H, W, C] });
+    const p = {
+      qkvWeight: upload(g, { data: host.qkvW, shape: [3 * C, C] }),
+      qkvBias: upload(g, { data: host.qkvB, shape: [3 * C] }),
+      projWeight: upload(g, { data: host.projW, shape: [C, C] }),
+      projBias: upload(g, { data: host.projB, shape: [C] }),
+      relPosH: upload(g, { data: host.rh, shape: [2 * window - 1, hd] }),
+      relPosW: upload(g, { data: host.rw, shape: [2 * window - 1, hd] }),
+    };
+    const spy = vi.spyOn(g, 'dispatch');
+    let gemmRows: number[];
+    let y: Tensor;
+    try {
+      y = noGrad(() => vitAttention(x, p, { heads, window }));
+      gemmRows = spy.mock.calls
+        .filter((c) => c[0].name.startsWith('gemm'))
+        .filter((c) => c[2].K === C) // the two linears (the rel-pos GEMMs reduce over hd)
+        .map((c) => c[2].M!);
+    } finally {
+      spy.mockRestore();
+    }
+    // Rows over all dispatches of each linear: B*H*W = 70, not B*8*8 = 128.
+    expect(gemmRows.reduce((a, b) => a + b, 0)).toBe(2 * B * H * W);
+    assertClose(await y.read(), ref.vitAttention(xd, [B, H, W, C], host, heads, window), {
+      atol: 2e-5,
+      rtol: 1e-4,
+      name: 'padded-grid vit y',
+    });
+    for (const t of [x, ...Object.values(p), y]) t.dispose();
   });
 });
 
