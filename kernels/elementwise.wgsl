@@ -13,7 +13,8 @@
 //   spreads the per-invocation index and bounds work (1.1-1.3x over one vec4 per invocation on
 //   lavapipe, in-process A/B). They read and write the whole last vec4, so every binding must
 //   span ceil(n/4)*16 bytes (pool buffers always do; the TS side falls back to the scalar
-//   entries otherwise).
+//   entries otherwise). gather4 and binary_bc4 are the strided reads (permute/pad, broadcast)
+//   whose innermost dim is read in whole aligned vec4s; see each entry.
 // Splitting: binary / gather outputs over the binding limit run in flat chunks (i_off = first
 //   output index); inputs over it are bound as windows (x_lo/x_len, b_lo/b_len) and every window
 //   combination that can feed the chunk is dispatched; each output element is written once.
@@ -187,6 +188,16 @@ fn step_coords(p: Params, c: array<u32, 6>, i: u32, step: u32) -> array<u32, 6> 
   return n;
 }
 
+// Element of x (a) / y (b) that the broadcast output at coordinate c reads.
+fn bc_src_a(p: Params, c: array<u32, 6>) -> i32 {
+  return i32(p.a_off) + i32(c[0]) * p.as0 + i32(c[1]) * p.as1 + i32(c[2]) * p.as2 +
+         i32(c[3]) * p.as3 + i32(c[4]) * p.as4 + i32(c[5]) * p.as5;
+}
+fn bc_src_b(p: Params, c: array<u32, 6>) -> i32 {
+  return i32(p.b_off) + i32(c[0]) * p.bs0 + i32(c[1]) * p.bs1 + i32(c[2]) * p.bs2 +
+         i32(c[3]) * p.bs3 + i32(c[4]) * p.bs4 + i32(c[5]) * p.bs5;
+}
+
 // a OP b for the binary entries (OP: 0 add, 1 sub, 2 mul, 3 div); the scalar entry uses lane x.
 fn binary_op4(a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
   switch OP {
@@ -210,16 +221,32 @@ fn binary(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     let i = i0 + j;
     if (i >= p.n) { break; }
     if (j > 0u) { c = step_coords(p, c, i, 1u); }
-    let ia = i32(p.a_off) + i32(c[0]) * p.as0 + i32(c[1]) * p.as1 + i32(c[2]) * p.as2 +
-             i32(c[3]) * p.as3 + i32(c[4]) * p.as4 + i32(c[5]) * p.as5;
-    let ib = i32(p.b_off) + i32(c[0]) * p.bs0 + i32(c[1]) * p.bs1 + i32(c[2]) * p.bs2 +
-             i32(c[3]) * p.bs3 + i32(c[4]) * p.bs4 + i32(c[5]) * p.bs5;
     // Window-relative indices; a source outside its window wraps to a huge u32 and is skipped.
-    let ra = u32(ia) - p.x_lo;
-    let rb = u32(ib) - p.b_lo;
+    let ra = u32(bc_src_a(p, c)) - p.x_lo;
+    let rb = u32(bc_src_b(p, c)) - p.b_lo;
     if (ra < p.x_len && rb < p.b_len) {
       out[i] = binary_op4(vec4<f32>(x[ra]), vec4<f32>(y[rb])).x;
     }
+  }
+}
+
+// `binary` with vec4 loads and stores, for broadcasts whose innermost dim is read contiguously by
+// both operands: as5 = bs5 = 1 and d5, a_off, b_off and every other stride multiples of 4 (the TS
+// side checks this and binds whole tensors, no windows). RUN vec4s per invocation, stepped like
+// gather4; grid over ceil(n / (4 * RUN)) invocations.
+@compute @workgroup_size(WG)
+fn binary_bc4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_id) lid: vec3<u32>) {
+  let p = params;
+  let n4 = p.n / 4u;
+  let q0 = linear_id(wid, nwg, lid) * RUN;
+  if (q0 >= n4) { return; }
+  var c = unravel(p, q0 * 4u);
+  for (var j = 0u; j < RUN; j++) {
+    let q = q0 + j;
+    if (q >= n4) { break; }
+    if (j > 0u) { c = step_coords(p, c, q * 4u, 4u); }
+    out4[q] = binary_op4(x4[u32(bc_src_a(p, c)) >> 2u], y4[u32(bc_src_b(p, c)) >> 2u]);
   }
 }
 

@@ -53,6 +53,8 @@ export const unaryGradKernel = defineKernel({
     ['out', 'read_write'],
   ],
 });
+// binary and binary_bc4 are picked per call from the broadcast geometry: made together.
+const binaryPair: KernelSpec[] = [];
 export const binaryKernel = defineKernel({
   ...common,
   entry: 'binary',
@@ -61,7 +63,19 @@ export const binaryKernel = defineKernel({
     ['y', 'read'],
     ['out', 'read_write'],
   ],
+  companions: binaryPair,
 });
+export const binaryBc4Kernel = defineKernel({
+  ...common,
+  entry: 'binary_bc4',
+  storage: [
+    ['x4', 'read'],
+    ['y4', 'read'],
+    ['out4', 'read_write'],
+  ],
+  companions: binaryPair,
+});
+binaryPair.push(binaryKernel, binaryBc4Kernel);
 export const axpbyKernel = defineKernel({
   ...common,
   entry: 'axpby',
@@ -260,6 +274,14 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
     u[`as${i}`] = as[i]!;
     u[`bs${i}`] = bs[i]!;
   }
+  if (binaryBc4Fits(a, b, out, g)) {
+    const v4 = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: Math.ceil(t.size / 4) * 16 });
+    const launch = grid1d(out.gpu, ceilDiv(ceilDiv(out.size, 4 * RUN), WG));
+    out.gpu.dispatch(binaryBc4Kernel, [v4(a), v4(b), out.binding()], { ...u, n: out.size }, launch, {
+      OP: BINARY[op],
+    });
+    return;
+  }
   const zeros = [0, 0, 0, 0, 0, 0];
   runWindowed(
     binaryKernel,
@@ -271,6 +293,30 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
       { t: b, geo: { dims: d, strides: bs, starts: zeros, extents: d, offset: 0 }, lo: 'b_lo', len: 'b_len' },
     ],
     RUN,
+  );
+}
+
+/**
+ * Whether the vec4 broadcast entry applies: both operands read the innermost dim contiguously in
+ * whole aligned vec4s (stride 1, its size and every other stride multiples of 4), and all three
+ * tensors fit one binding, the operands' vec4-padded ranges included.
+ */
+function binaryBc4Fits(a: Tensor, b: Tensor, out: Tensor, g: Broadcast): boolean {
+  const k = g.dims.length - 1;
+  const m4 = (v: number) => v % 4 === 0;
+  const fits = (t: Tensor) => {
+    const bytes4 = Math.ceil(t.size / 4) * 16;
+    return t.size > 0 && bytes4 <= t.buffer.size && bytes4 <= t.gpu.profile.maxStorageBindingBytes;
+  };
+  return (
+    g.aStrides[k] === 1 &&
+    g.bStrides[k] === 1 &&
+    m4(g.dims[k]!) &&
+    g.aStrides.every((s, i) => i === k || m4(s)) &&
+    g.bStrides.every((s, i) => i === k || m4(s)) &&
+    fits(a) &&
+    fits(b) &&
+    out.size * 4 <= out.gpu.profile.maxStorageBindingBytes
   );
 }
 

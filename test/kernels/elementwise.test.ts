@@ -92,6 +92,20 @@ describe('binary ops with broadcasting', () => {
       [2, 1, 3, 1, 5, 1],
       [1, 3, 1, 4, 1, 6],
     ],
+    // Innermost dim a multiple of 4 and read whole by both: the vec4 entry (binary_bc4).
+    [[3, 8], [8]],
+    [
+      [6, 1, 4],
+      [1, 3, 4],
+    ],
+    [
+      [2, 1, 3, 1, 12],
+      [1, 3, 1, 5, 12],
+    ],
+    [
+      [1, 20],
+      [7, 20],
+    ],
   ];
   const fns = {
     add: [ops.add, (a: number, b: number) => a + b, (_a: number, _b: number) => [1, 1]],
@@ -132,6 +146,29 @@ describe('binary ops with broadcasting', () => {
       assertClose(await b.grad!.read(), dB, { atol: 1e-4, rtol: 1e-4, name: `${name} db` });
     });
   }
+
+  test.each([
+    // [a, b, entry]: both read the innermost dim whole in vec4s, or not
+    [[3, 8], [8], 'elementwise.binary_bc4'],
+    [[6, 1, 4], [1, 3, 4], 'elementwise.binary_bc4'],
+    [[1, 20], [7, 20], 'elementwise.binary_bc4'],
+    [[2, 1, 3, 1, 12], [1, 3, 1, 5, 12], 'elementwise.binary_bc4'],
+    [[3, 5], [5], 'elementwise.binary'], // innermost 5
+    [[3, 8], [3, 1], 'elementwise.binary'], // b broadcast along the innermost dim
+    [[2, 6], [3, 2, 1], 'elementwise.binary'], // innermost 6 after broadcasting to (3, 2, 6)
+  ])('broadcast %j x %j takes %s', (as, bs, entry) => {
+    const a = Tensor.zeros(gpu, as);
+    const b = Tensor.zeros(gpu, bs);
+    const spy = vi.spyOn(gpu, 'dispatch');
+    try {
+      tidy(() => ops.add(a, b));
+      expect(spy.mock.calls.map((c) => c[0].name)).toEqual([entry]);
+    } finally {
+      spy.mockRestore();
+      a.dispose();
+      b.dispose();
+    }
+  });
 
   test('incompatible shapes name the op and both shapes', () => {
     const a = Tensor.zeros(gpu, [2, 3]);
