@@ -17,11 +17,14 @@
 //   [S][G][CoutG][Kg4]), 3 dp: DwParams. Grid: x = ceil(Kg4 / WGC), y = ceil(CoutG / (WGS/WGC*RP)),
 //   z = g*S + s.
 // Entry `pack_weight`: Wp[g][t][cs][cd (padded to CdG4*4 with zeros)] from w (Cout, CinG, kh, kw);
-//   transpose = 0: cs = ci, cd = co (forward); 1: cs = co, cd = ci (input gradient). 1-D grid of
-//   WG invocations per workgroup, folded into (x, y).
+//   transpose = 0: cs = ci, cd = co (forward); 1: cs = co, cd = ci (input gradient). One
+//   invocation per packed row (g, t, cs): the row's index arithmetic is paid once and its CdG4
+//   vec4 are stored whole (wp bound as vec4). 1-D grid over G*taps*CsG rows, folded into (x, y).
 // Entry `sum_parts`: out[(g*CoutG + co)*Kg + k] = sum_{s<S} part[((s*G + g)*CoutG + co)*ld + col(k)],
 //   col(k = ci*taps + t) = t*cip + ci (dw from `dw`: taps = cip = 1, ld = Kg4*4; dw from the
 //   channel-last `dw_cl`: ld = taps*CinG4*4, cip = CinG4*4; db: ld = Kg = 1). 1-D folded grid.
+//   `sum_parts4`: the same sums for the channel-last layout, four input channels per invocation
+//   from vec4 loads (1-D grid over G*CoutG*taps*CinG4).
 // Entry `to_cl`: channel-last copy of an NCHW batch chunk for the subgroup kernels:
 //   cl[n][p][g][c4] = vec4 of channels g*CG + 4*c4 .. +3 at pixel p (zero past CG). 1-D folded grid
 //   over (n, p, g); each invocation writes the CG4 vec4 of its pixel and group.
@@ -151,10 +154,11 @@ struct BiasParams {
 @group(0) @binding(3) var<uniform> dp: DwParams;
 
 @group(0) @binding(0) var<storage, read> w: array<f32>;
-@group(0) @binding(1) var<storage, read_write> wp: array<f32>;
+@group(0) @binding(1) var<storage, read_write> wp4: array<vec4<f32>>;
 @group(0) @binding(2) var<uniform> pp: PackParams;
 
 @group(0) @binding(0) var<storage, read> parts: array<f32>;
+@group(0) @binding(0) var<storage, read> parts4: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> sp: SumParams;
 
@@ -325,26 +329,26 @@ fn dw(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li
 @compute @workgroup_size(WG)
 fn pack_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-  let o = (wid.y * nwg.x + wid.x) * WG + lid;
-  if (o >= pp.total) { return; }
-  let cdp = pp.CdG4 * 4u;
-  let cd = o % cdp;
-  let r = o / cdp;
-  let cs = r % pp.CsG;
-  let r2 = r / pp.CsG;
+  let row = (wid.y * nwg.x + wid.x) * WG + lid;
+  if (row >= pp.total / (pp.CdG4 * 4u)) { return; }
+  let cs = row % pp.CsG;
+  let r2 = row / pp.CsG;
   let t = r2 % pp.taps;
   let g = r2 / pp.taps;
-  var v = 0.0;
-  if (cd < pp.CdG) {
-    var co = cd;
-    var ci = cs;
-    if (pp.transpose != 0u) {
-      co = cs;
-      ci = cd;
+  // w[((g*CoutG + co)*CinG + ci)*taps + t] along cd: co = cd (step CinG*taps), or ci = cd (step taps).
+  let tr = pp.transpose != 0u;
+  let step = select(pp.CinG * pp.taps, pp.taps, tr);
+  var i = g * pp.CoutG * pp.CinG * pp.taps + t + cs * select(pp.taps, pp.CinG * pp.taps, tr);
+  for (var c4 = 0u; c4 < pp.CdG4; c4++) {
+    var v = vec4<f32>(0.0);
+    for (var j = 0u; j < 4u; j++) {
+      if (c4 * 4u + j < pp.CdG) {
+        v[j] = w[i];
+        i += step;
+      }
     }
-    v = w[((g * pp.CoutG + co) * pp.CinG + ci) * pp.taps + t];
+    wp4[row * pp.CdG4 + c4] = v;
   }
-  wp[o] = v;
 }
 
 @compute @workgroup_size(WG)
@@ -368,6 +372,41 @@ fn sum_parts(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     s0 += parts[i];
   }
   out[o] = s0 + s1;
+}
+
+// sum_parts for the channel-last layout (cip = 4*CinG4, ld a multiple of 4): one invocation per
+// (row, t, ci4) sums the S partial vec4 of four input channels (the same pairwise order as
+// sum_parts) and writes their four outputs (stride taps).
+@compute @workgroup_size(WG)
+fn sum_parts4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+  let o = (wid.y * nwg.x + wid.x) * WG + lid;
+  let cin4 = sp.cip / 4u;
+  if (o >= (sp.total / sp.Kg) * sp.taps * cin4) { return; }
+  let ci4 = o % cin4;
+  let r = o / cin4;
+  let t = r % sp.taps;
+  let row = r / sp.taps;
+  let stride = sp.rowsPerSplit * sp.ld / 4u;
+  var i = (row * sp.ld + t * sp.cip) / 4u + ci4;
+  var s0 = vec4<f32>(0.0);
+  var s1 = vec4<f32>(0.0);
+  var s = 0u;
+  for (; s + 2u <= sp.S; s += 2u) {
+    s0 += parts4[i];
+    s1 += parts4[i + stride];
+    i += 2u * stride;
+  }
+  if (s < sp.S) {
+    s0 += parts4[i];
+  }
+  let v = s0 + s1;
+  let cin = sp.Kg / sp.taps;
+  let base = row * sp.Kg + t;
+  for (var j = 0u; j < 4u; j++) {
+    let ci = ci4 * 4u + j;
+    if (ci < cin) { out[base + ci * sp.taps] = v[j]; }
+  }
 }
 
 @compute @workgroup_size(WG)

@@ -164,7 +164,7 @@ export const packWeightKernel = defineKernel({
   entry: 'pack_weight',
   storage: [
     ['w', 'read'],
-    ['wp', 'read_write'],
+    ['wp4', 'read_write'],
   ],
   uniforms: [
     ['total', 'u32'],
@@ -198,6 +198,14 @@ export const sumPartsKernel = defineKernel({
   ],
   uniformStruct: 'SumParams',
   overrides: { WG: WG1 },
+});
+export const sumParts4Kernel = defineKernel({
+  ...sumPartsKernel,
+  entry: 'sum_parts4',
+  storage: [
+    ['parts4', 'read'],
+    ['out', 'read_write'],
+  ],
 });
 export const biasPartialKernel = defineKernel({
   file: 'conv2d',
@@ -352,7 +360,7 @@ function packWeight(w: Tensor, g: Conv2dGeometry, transpose: boolean): { wp: Ten
     packWeightKernel,
     [w.binding(), wp.binding()],
     { total, taps, CsG, CdG, CdG4, CinG, CoutG, transpose: transpose ? 1 : 0 },
-    grid1d(w.gpu, ceilDiv(total, WG1)),
+    grid1d(w.gpu, ceilDiv(G * taps * CsG, WG1)), // one invocation per packed row
   );
   return { wp, CdG4 };
 }
@@ -930,14 +938,21 @@ export function runConv2dWeightGrad(x: Tensor, dy: Tensor, dw: Tensor, g: Conv2d
     gpu.dispatch(dwKernel, [xs.binding, ds.binding, part.binding()], u, grid, shape);
   });
   const total = G * CoutG * Kg;
-  gpu.dispatch(
-    sumPartsKernel,
-    [part.binding(), dw.binding()],
-    cl
-      ? { total, Kg, ld: cols4 * 4, rowsPerSplit: G * CoutG, S, taps: khkw, cip: CinG4 * 4 }
-      : { total, Kg, ld: Kg4 * 4, rowsPerSplit: G * CoutG, S, taps: 1, cip: 1 },
-    grid1d(gpu, ceilDiv(total, WG1)),
-  );
+  if (cl)
+    // Channel-last partials: four input channels per invocation from vec4 loads.
+    gpu.dispatch(
+      sumParts4Kernel,
+      [part.binding(), dw.binding()],
+      { total, Kg, ld: cols4 * 4, rowsPerSplit: G * CoutG, S, taps: khkw, cip: CinG4 * 4 },
+      grid1d(gpu, ceilDiv(G * CoutG * khkw * CinG4, WG1)),
+    );
+  else
+    gpu.dispatch(
+      sumPartsKernel,
+      [part.binding(), dw.binding()],
+      { total, Kg, ld: Kg4 * 4, rowsPerSplit: G * CoutG, S, taps: 1, cip: 1 },
+      grid1d(gpu, ceilDiv(total, WG1)),
+    );
   part.dispose();
   xc?.dispose();
   dc?.dispose();
