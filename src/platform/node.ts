@@ -3,6 +3,9 @@
  * this file.
  */
 import { acquireDevice, type AcquireOptions } from '../gpu/acquire.js';
+import { installDawnPolling, type DawnPolling } from './dawn_polling.js';
+
+export { dawnPolling, dawnPollingStats, installDawnPolling, type DawnPolling } from './dawn_polling.js';
 
 export interface NodeDevice {
   device: GPUDevice;
@@ -18,10 +21,15 @@ export function releaseDawn(): void {
   dawn = null;
 }
 
+/**
+ * A device from Dawn. `polling` sets how the binding waits for the GPU (see dawn_polling.ts):
+ * 'polite' (default) sleeps between polls after a short spin, so a CPU adapter keeps every core.
+ */
 export async function createNodeDevice(
-  opts: AcquireOptions & { backend?: string } = {},
+  opts: AcquireOptions & { backend?: string; polling?: DawnPolling } = {},
 ): Promise<NodeDevice> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  installDawnPolling(opts.polling ?? 'polite');
   if (opts.backend && opts.backend !== 'dawn')
     throw new Error(`unknown Node backend '${opts.backend}' (use 'dawn')`);
   if (!dawn) {
