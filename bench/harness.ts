@@ -1,9 +1,10 @@
 /**
  * Benchmark harness: each case sets up the same work for our kernels and for
  * @tensorflow/tfjs-backend-webgpu on the same GPUDevice, in one process. Timing is tinybench's
- * median over runs after warm-up, each run synced with queue.onSubmittedWorkDone (no readback),
- * in alternating rounds of ours and tfjs (see runCase). The first run (pipeline creation
- * included) is reported apart as compile time.
+ * median over runs after warm-up, synced with queue.onSubmittedWorkDone (no readback) after each
+ * run, or after each 8 runs for cases under 20 ms (runsPerSync; the same for both sides), in
+ * alternating rounds of ours and tfjs (see runCase). The first run (pipeline creation included)
+ * is reported apart as compile time.
  */
 import type * as tfjs from '@tensorflow/tfjs-core';
 import { Bench } from 'tinybench';
@@ -59,8 +60,22 @@ async function firstRun(r: Runner): Promise<number> {
   return performance.now() - t0;
 }
 
-/** tinybench's median latency of one round of runs. */
-async function sampleRound(name: string, r: Runner, o: TimeOptions, slow: boolean): Promise<number> {
+/**
+ * Runs per sync for a case: short cases queue several runs before each sync, so the wait's own
+ * latency (a few tenths of a millisecond of polling) is paid once per batch, on both sides alike.
+ */
+export function runsPerSync(firstMs: number): number {
+  return firstMs < 20 ? 8 : 1;
+}
+
+/** tinybench's median latency of one run, from rounds of `per` runs per sync. */
+async function sampleRound(
+  name: string,
+  r: Runner,
+  o: TimeOptions,
+  slow: boolean,
+  per: number,
+): Promise<number> {
   // Slow cases (tfjs weight gradients at batch 24 take minutes per run): two runs, no warm-up
   // beyond the first run already made.
   const bench = new Bench({
@@ -71,14 +86,14 @@ async function sampleRound(name: string, r: Runner, o: TimeOptions, slow: boolea
     warmup: !slow,
   });
   bench.add(name, async () => {
-    r.run();
+    for (let i = 0; i < per; i++) r.run();
     await r.sync();
   });
   const [task] = await bench.run();
   const res = task?.result as { latency?: { p50?: number } } | undefined;
   const median = res?.latency?.p50;
   if (median === undefined) throw new Error(`benchmark '${name}' produced no result`);
-  return median;
+  return median / per;
 }
 
 function median(xs: readonly number[]): number {
@@ -106,11 +121,13 @@ export async function runCase(
     const tfFirst = theirs ? await firstRun(theirs) : null;
     const slow = oursFirst > 5000 || (tfFirst ?? 0) > 5000;
     const rounds = slow ? 1 : Math.max(1, o.rounds);
+    // Decided from a warm run of ours (the faster side), the same for both sides.
+    const per = slow ? 1 : runsPerSync(await firstRun(ours));
     const a: number[] = [];
     const b: number[] = [];
     for (let i = 0; i < rounds; i++) {
-      a.push(await sampleRound(`${c.kernel} ours ${c.shape}`, ours, o, slow));
-      if (theirs) b.push(await sampleRound(`${c.kernel} tfjs ${c.shape}`, theirs, o, slow));
+      a.push(await sampleRound(`${c.kernel} ours ${c.shape}`, ours, o, slow, per));
+      if (theirs) b.push(await sampleRound(`${c.kernel} tfjs ${c.shape}`, theirs, o, slow, per));
     }
     const oursMs = median(a);
     const tfMs = theirs ? median(b) : null;
