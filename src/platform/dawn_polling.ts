@@ -14,6 +14,8 @@
  * functions; bound functions are named "bound ...").
  */
 
+import { badArg } from '../util/args.js';
+
 export type DawnPolling = 'polite' | 'spin';
 
 /** Counters of the binding's ticks seen by the wrapper (for tests and diagnostics). */
@@ -80,6 +82,7 @@ function wrapper(this: unknown, fn: (...a: unknown[]) => void, ...args: unknown[
  * createNodeDevice; 'spin' restores the binding's own behaviour). Process-wide; idempotent.
  */
 export function installDawnPolling(m: DawnPolling = 'polite'): void {
+  if (m !== 'polite' && m !== 'spin') badArg('installDawnPolling', 'mode', "'polite' or 'spin'", m);
   if (original === null) {
     original = globalThis.setImmediate;
     // Keep Node's promisified form and other properties reachable through the wrapper.

@@ -22,6 +22,13 @@ describe("Dawn's wait polling", () => {
     expect(isBindingTick(undefined)).toBe(false);
   });
 
+  test('an unknown mode is refused, naming the function and the value', () => {
+    expect(() => installDawnPolling('sleepy' as never)).toThrow(
+      /installDawnPolling: mode must be 'polite' or 'spin', got/,
+    );
+    expect(dawnPolling()).not.toBe('sleepy');
+  });
+
   test('other setImmediate callbacks run immediately, ahead of a 1 ms timer', async () => {
     installDawnPolling('polite');
     const order: string[] = [];
