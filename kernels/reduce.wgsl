@@ -69,6 +69,24 @@ fn sum_mid(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
   out[params.out_base + o] = v;
 }
 
+// The wide entries' end: the lanes' sums meet in a pairwise tree over `partial` (log2(WG)
+// barriers); lane 0 writes output o, scaled (and accumulated when asked).
+fn finish_wide(lane: u32, s: f32, o: u32, valid: bool) {
+  partial[lane] = s;
+  workgroupBarrier();
+  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+    if (lane < stride) {
+      partial[lane] = partial[lane] + partial[lane + stride];
+    }
+    workgroupBarrier();
+  }
+  if (valid && lane == 0u) {
+    var v = params.scale * partial[0];
+    if (params.accumulate == 1u) { v = v + out[params.out_base + o]; }
+    out[params.out_base + o] = v;
+  }
+}
+
 @compute @workgroup_size(WG)
 fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -98,19 +116,7 @@ fn sum_wide(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
       s = s + m;
     }
   }
-  partial[lid.x] = s;
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid.x < stride) {
-      partial[lid.x] = partial[lid.x] + partial[lid.x + stride];
-    }
-    workgroupBarrier();
-  }
-  if (valid && lid.x == 0u) {
-    var v = params.scale * partial[0];
-    if (params.accumulate == 1u) { v = v + out[params.out_base + o]; }
-    out[params.out_base + o] = v;
-  }
+  finish_wide(lid.x, s, o, valid);
 }
 
 @compute @workgroup_size(WG)
@@ -137,17 +143,5 @@ fn sum_wide4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
       s = s + m;
     }
   }
-  partial[lid.x] = (s.x + s.y) + (s.z + s.w);
-  workgroupBarrier();
-  for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-    if (lid.x < stride) {
-      partial[lid.x] = partial[lid.x] + partial[lid.x + stride];
-    }
-    workgroupBarrier();
-  }
-  if (valid && lid.x == 0u) {
-    var v = params.scale * partial[0];
-    if (params.accumulate == 1u) { v = v + out[params.out_base + o]; }
-    out[params.out_base + o] = v;
-  }
+  finish_wide(lid.x, (s.x + s.y) + (s.z + s.w), o, valid);
 }

@@ -275,11 +275,16 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
     u[`bs${i}`] = bs[i]!;
   }
   if (binaryBc4Fits(a, b, out, g)) {
-    const v4 = (t: Tensor) => ({ buffer: t.buffer, offset: 0, size: Math.ceil(t.size / 4) * 16 });
     const launch = grid1d(out.gpu, ceilDiv(ceilDiv(out.size, 4 * RUN), WG));
-    out.gpu.dispatch(binaryBc4Kernel, [v4(a), v4(b), out.binding()], { ...u, n: out.size }, launch, {
-      OP: BINARY[op],
-    });
+    out.gpu.dispatch(
+      binaryBc4Kernel,
+      [vec4Binding(a), vec4Binding(b), out.binding()],
+      { ...u, n: out.size },
+      launch,
+      {
+        OP: BINARY[op],
+      },
+    );
     return;
   }
   const zeros = [0, 0, 0, 0, 0, 0];
@@ -296,6 +301,11 @@ export function runBinary(op: BinaryOp, a: Tensor, b: Tensor, out: Tensor, g: Br
   );
 }
 
+/** A whole tensor bound as vec4s: its elements padded to a whole last vec4 (pool buffers have room). */
+function vec4Binding(t: Tensor): { buffer: GPUBuffer; offset: number; size: number } {
+  return { buffer: t.buffer, offset: 0, size: Math.ceil(t.size / 4) * 16 };
+}
+
 /**
  * Whether the vec4 broadcast entry applies: both operands read the innermost dim contiguously in
  * whole aligned vec4s (stride 1, its size and every other stride multiples of 4), and all three
@@ -305,7 +315,7 @@ function binaryBc4Fits(a: Tensor, b: Tensor, out: Tensor, g: Broadcast): boolean
   const k = g.dims.length - 1;
   const m4 = (v: number) => v % 4 === 0;
   const fits = (t: Tensor) => {
-    const bytes4 = Math.ceil(t.size / 4) * 16;
+    const bytes4 = vec4Binding(t).size;
     return t.size > 0 && bytes4 <= t.buffer.size && bytes4 <= t.gpu.profile.maxStorageBindingBytes;
   };
   return (
@@ -403,7 +413,7 @@ export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): voi
   const geo = { dims: d, strides: s, starts: st, extents: e, offset: g.offset ?? 0 };
   const gpu = out.gpu;
   if (gather4Fits(x, out, g)) {
-    const x4 = { buffer: x.buffer, offset: 0, size: Math.ceil(x.size / 4) * 16 };
+    const x4 = vec4Binding(x);
     const launch = grid1d(gpu, ceilDiv(ceilDiv(out.size, 4 * RUN), WG));
     gpu.dispatch(gather4Kernel, [x4, out.binding()], { ...u, n: out.size }, launch);
     return;
@@ -420,7 +430,7 @@ export function runGather(x: Tensor, out: Tensor, geometry: GatherGeometry): voi
 function gather4Fits(x: Tensor, out: Tensor, g: GatherGeometry): boolean {
   const k = g.dims.length - 1;
   const m4 = (v: number) => v % 4 === 0;
-  const bytes4 = Math.ceil(x.size / 4) * 16;
+  const bytes4 = vec4Binding(x).size;
   return (
     x.size > 0 &&
     g.strides[k] === 1 &&

@@ -13,6 +13,7 @@ import {
 import '../../src/ops/index.js';
 import { attentionCore, decoderAttention, vitAttention } from '../../src/ops/attention.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import type { Rng } from '../../src/util/rng.js';
 import { tidy } from '../../src/tensor/scope.js';
 import * as ref from '../reference/attention.js';
 import {
@@ -376,6 +377,48 @@ describe('vitAttention and decoderAttention match the PyTorch fixtures (y and ev
   }
 });
 
+/**
+ * A seeded ViT attention case: x and the block's parameters on the host (scale 0.3) and on `g`
+ * (as params when `grad`), drawn from `r` in the order x, qkv.w, qkv.b, proj.w, proj.b, rel_pos_h,
+ * rel_pos_w.
+ */
+function vitCase(
+  g: Gpu,
+  r: Rng,
+  shape: [number, number, number, number],
+  heads: number,
+  window: number,
+  grad: boolean,
+) {
+  const [B, H, W, C] = shape;
+  const hd = C / heads;
+  const gh = window || H;
+  const gw = window || W;
+  const xd = randn(r, B * H * W * C);
+  const host = {
+    qkvW: randn(r, 3 * C * C, 0.3),
+    qkvB: randn(r, 3 * C, 0.3),
+    projW: randn(r, C * C, 0.3),
+    projB: randn(r, C, 0.3),
+    rh: randn(r, (2 * gh - 1) * hd, 0.3),
+    rw: randn(r, (2 * gw - 1) * hd, 0.3),
+  };
+  const t = (data: Float32Array, sh: number[]) => {
+    const u = upload(g, { data, shape: sh });
+    return grad ? param(u) : u;
+  };
+  const x = t(xd, shape);
+  const p = {
+    qkvWeight: t(host.qkvW, [3 * C, C]),
+    qkvBias: t(host.qkvB, [3 * C]),
+    projWeight: t(host.projW, [C, C]),
+    projBias: t(host.projB, [C]),
+    relPosH: t(host.rh, [2 * gh - 1, hd]),
+    relPosW: t(host.rw, [2 * gw - 1, hd]),
+  };
+  return { xd, host, x, p };
+}
+
 describe('vitAttention vs the CPU reference on awkward shapes', () => {
   // Odd grids (padding on one or both sides), a head dim that is not a multiple of 4 (split q/k/v
   // path with zero-padded heads) and global attention. Gradients: finite differences of the
@@ -388,29 +431,9 @@ describe('vitAttention vs the CPU reference on awkward shapes', () => {
   test.each(cases)('%s', async (_name, shape, heads, window) => {
     const g = gpus.default!;
     const [B, H, W, C] = shape;
-    const hd = C / heads;
-    const gh = window || H;
-    const gw = window || W;
     const r = rng(B * 100 + H * 10 + W);
-    const xd = randn(r, B * H * W * C);
-    const host = {
-      qkvW: randn(r, 3 * C * C, 0.3),
-      qkvB: randn(r, 3 * C, 0.3),
-      projW: randn(r, C * C, 0.3),
-      projB: randn(r, C, 0.3),
-      rh: randn(r, (2 * gh - 1) * hd, 0.3),
-      rw: randn(r, (2 * gw - 1) * hd, 0.3),
-    };
+    const { xd, host, x, p } = vitCase(g, r, shape, heads, window, true);
     const dyd = randn(r, B * H * W * C);
-    const x = param(upload(g, { data: xd, shape }));
-    const p = {
-      qkvWeight: param(upload(g, { data: host.qkvW, shape: [3 * C, C] })),
-      qkvBias: param(upload(g, { data: host.qkvB, shape: [3 * C] })),
-      projWeight: param(upload(g, { data: host.projW, shape: [C, C] })),
-      projBias: param(upload(g, { data: host.projB, shape: [C] })),
-      relPosH: param(upload(g, { data: host.rh, shape: [2 * gh - 1, hd] })),
-      relPosW: param(upload(g, { data: host.rw, shape: [2 * gw - 1, hd] })),
-    };
     const y = tidy(() => {
       const out = vitAttention(x, p, { heads, window });
       backward(out, { grad: upload(g, { data: dyd, shape }) });
@@ -455,26 +478,7 @@ describe('vitAttention on a padded window grid', () => {
     const g = gpus.default!;
     // 5x7 tokens, window 4: the padded grid is 8x8 (64 tokens per image, 35 real).
     const [B, H, W, C, heads, window] = [2, 5, 7, 16, 2, 4];
-    const hd = C / heads;
-    const r = rng(4711);
-    const xd = randn(r, B * H * W * C);
-    const host = {
-      qkvW: randn(r, 3 * C * C, 0.3),
-      qkvB: randn(r, 3 * C, 0.3),
-      projW: randn(r, C * C, 0.3),
-      projB: randn(r, C, 0.3),
-      rh: randn(r, (2 * window - 1) * hd, 0.3),
-      rw: randn(r, (2 * window - 1) * hd, 0.3),
-    };
-    const x = upload(g, { data: xd, shape: [B, H, W, C] });
-    const p = {
-      qkvWeight: upload(g, { data: host.qkvW, shape: [3 * C, C] }),
-      qkvBias: upload(g, { data: host.qkvB, shape: [3 * C] }),
-      projWeight: upload(g, { data: host.projW, shape: [C, C] }),
-      projBias: upload(g, { data: host.projB, shape: [C] }),
-      relPosH: upload(g, { data: host.rh, shape: [2 * window - 1, hd] }),
-      relPosW: upload(g, { data: host.rw, shape: [2 * window - 1, hd] }),
-    };
+    const { xd, host, x, p } = vitCase(g, rng(4711), [B, H, W, C], heads, window, false);
     const spy = vi.spyOn(g, 'dispatch');
     let gemmRows: number[];
     let y: Tensor;
