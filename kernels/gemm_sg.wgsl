@@ -10,11 +10,13 @@
 //   a[i/4][i%4].
 // Dispatch: workgroup of 8 invocations = one subgroup (lane = subgroup_invocation_id); grid
 //   (ceil(N/32), ceil(M/TM), batch). Workgroup (x, y, z) computes rows [y*TM, y*TM+TM) and columns [x*32, x*32+32) of C[z].
-// Tiling: lane l owns TM=24 rows x 4 columns (one vec4 per row, 24 vec4 accumulators). Per k-step of
-//   4, the workgroup's 24x4 block of op(A) is loaded once (3 vec4 loads per lane) and each row is
-//   handed to every lane by subgroupBroadcast (a register permute); each lane loads its 4x4 block of
-//   op(B) as 4 vec4. No shared memory, no barriers. Rows past M and columns past N are clamped on
-//   load and never stored.
+// Tiling: lane l owns TM rows x 4 columns (one vec4 per row, TM vec4 accumulators); TM = 24, 32 or
+//   40 (override; the host picks it per problem, see gemm.ts). Per k-step of 4, the workgroup's
+//   TMx4 block of op(A) is loaded once (TM/8 vec4 loads per lane) and each row is handed to every
+//   lane by subgroupBroadcast (a register permute); each lane loads its 4x4 block of op(B) as 4
+//   vec4. No shared memory, no barriers. Rows past M and columns past N are clamped on load and
+//   never stored. Taller tiles load less per multiply-add and spill more accumulators: on lavapipe
+//   40 rows measured fastest, 48 slower again.
 // Variants (override constants): TRANS_A, TRANS_B; VEC = true needs every vec4 load aligned
 //   (K%4 = 0, lda/ldb/offsets/batch strides %4 = 0, N%4 = 0 unless TRANS_B, M%4 = 0 if TRANS_A) and
 //   loads whole vec4s; VEC = false gathers scalars and zeroes k >= K (any shape).
@@ -55,8 +57,11 @@ struct Params {
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override VEC: bool = true;
+// Rows per tile: 24, 32 or 40 (any other value computes wrong rows; the host never sets one).
+override TM: u32 = 24u;
 
-const TM: u32 = 24u;
+// Accumulator arrays are sized for the tallest tile; rows past TM stay zero and unused.
+const TM_MAX: u32 = 40u;
 const LANES: u32 = 8u;
 const INV_SQRT2: f32 = 0.70710678118654752;
 
@@ -105,8 +110,21 @@ fn fma4(acc: vec4<f32>, av: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f3
   return fma(vec4<f32>(av.w), b3, fma(vec4<f32>(av.z), b2, fma(vec4<f32>(av.y), b1, s)));
 }
 
+// Rows r..r+7 of the tile, row r+i held by lane i as x (depths k..k+3): acc[r+i] += row i . B.
+fn rows8(acc: ptr<function, array<vec4<f32>, TM_MAX>>, r: u32, x: vec4<f32>, b0: vec4<f32>,
+         b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
+  (*acc)[r] = fma4((*acc)[r], subgroupBroadcast(x, 0u), b0, b1, b2, b3);
+  (*acc)[r + 1u] = fma4((*acc)[r + 1u], subgroupBroadcast(x, 1u), b0, b1, b2, b3);
+  (*acc)[r + 2u] = fma4((*acc)[r + 2u], subgroupBroadcast(x, 2u), b0, b1, b2, b3);
+  (*acc)[r + 3u] = fma4((*acc)[r + 3u], subgroupBroadcast(x, 3u), b0, b1, b2, b3);
+  (*acc)[r + 4u] = fma4((*acc)[r + 4u], subgroupBroadcast(x, 4u), b0, b1, b2, b3);
+  (*acc)[r + 5u] = fma4((*acc)[r + 5u], subgroupBroadcast(x, 5u), b0, b1, b2, b3);
+  (*acc)[r + 6u] = fma4((*acc)[r + 6u], subgroupBroadcast(x, 6u), b0, b1, b2, b3);
+  (*acc)[r + 7u] = fma4((*acc)[r + 7u], subgroupBroadcast(x, 7u), b0, b1, b2, b3);
+}
+
 // Rows r..r+3 of the tile from four columns q_j (rows r..r+3 at depth k+j): acc[r+i] += row i . B.
-fn quad(acc: ptr<function, array<vec4<f32>, 24>>, r: u32, q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>,
+fn quad(acc: ptr<function, array<vec4<f32>, TM_MAX>>, r: u32, q0: vec4<f32>, q1: vec4<f32>, q2: vec4<f32>,
         q3: vec4<f32>, b0: vec4<f32>, b1: vec4<f32>, b2: vec4<f32>, b3: vec4<f32>) {
   (*acc)[r] = fma4((*acc)[r], vec4<f32>(q0.x, q1.x, q2.x, q3.x), b0, b1, b2, b3);
   (*acc)[r + 1u] = fma4((*acc)[r + 1u], vec4<f32>(q0.y, q1.y, q2.y, q3.y), b0, b1, b2, b3);
@@ -124,21 +142,30 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
   let nv = min(n, select(p.N - 1u, ((p.N + 3u) / 4u - 1u) * 4u, !TRANS_B));
   let nc = min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.N - 1u));
 
-  // Rows of op(A) this lane loads. Not transposed: rows m0+lane+8s (vec4 along k). Transposed:
-  // slot s = lane + 8s of the 4(k) x 6(quads of rows) block, vec4 along m.
-  var arow: vec3<u32>;
-  var acol: vec3<u32>;   // TRANS_A: depth offset of each slot
+  // Rows of op(A) this lane loads, slot s = 0 .. TM/8-1 (slots past TM/8 are never loaded).
+  // Not transposed: row m0+lane+8s (vec4 along k). Transposed: slot q = lane + 8s of the
+  // 4(k) x TM/4 (quads of rows) block, depth q / (TM/4), vec4 along m.
+  var arow: vec4<u32>;
+  var arow4: u32;
+  var acol: vec4<u32>;   // TRANS_A: depth offset of each slot
+  var acol4: u32;
   if (!TRANS_A) {
-    arow = vec3<u32>(min(m0 + lane, mlast), min(m0 + lane + 8u, mlast), min(m0 + lane + 16u, mlast));
+    arow = min(vec4<u32>(m0 + lane) + vec4<u32>(0u, 8u, 16u, 24u), vec4<u32>(mlast));
+    arow4 = min(m0 + lane + 32u, mlast);
   } else {
-    let q = vec3<u32>(lane, lane + 8u, lane + 16u);
-    acol = q / vec3<u32>(6u);                       // k offset 0..3
-    let mq = m0 + (q % vec3<u32>(6u)) * 4u;         // first row of the quad
+    let nq = TM / 4u;
+    let q = vec4<u32>(lane) + vec4<u32>(0u, 8u, 16u, 24u);
+    let q4 = lane + 32u;
+    acol = q / vec4<u32>(nq);                       // k offset 0..3 (more: slot past the tile)
+    acol4 = q4 / nq;
+    let mq = vec4<u32>(m0) + (q % vec4<u32>(nq)) * 4u;   // first row of the quad
+    let mq4 = m0 + (q4 % nq) * 4u;
     // VEC: M%4 = 0, so a quad is wholly in or out; clamp it to the last one. Scalar: masked below.
-    arow = select(mq, min(mq, vec3<u32>(p.M - 4u)), VEC);
+    arow = select(mq, min(mq, vec4<u32>(p.M - 4u)), VEC);
+    arow4 = select(mq4, min(mq4, p.M - 4u), VEC);
   }
 
-  var acc: array<vec4<f32>, 24>;
+  var acc: array<vec4<f32>, TM_MAX>;
   for (var t = 0u; t < p.kb; t++) {
     let abase = p.a_off + wid.z * p.a_bs + t * p.a_ts;
     let bbase = p.b_off + wid.z * p.b_bs + t * p.b_ts;
@@ -162,64 +189,100 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
         b3 = vec4<f32>(c0.w, c1.w, c2.w, c3.w);
       }
       if (!TRANS_A) {
+        // All loads first: each is a loop over lanes in lavapipe, and FMAs placed between them
+        // split the accumulators' live ranges across blocks (measured ~10 % slower).
         let x0 = a4(abase + arow.x * p.lda + k, kv);
         let x1 = a4(abase + arow.y * p.lda + k, kv);
         let x2 = a4(abase + arow.z * p.lda + k, kv);
-        acc[0] = fma4(acc[0], subgroupBroadcast(x0, 0u), b0, b1v, b2, b3);
-        acc[1] = fma4(acc[1], subgroupBroadcast(x0, 1u), b0, b1v, b2, b3);
-        acc[2] = fma4(acc[2], subgroupBroadcast(x0, 2u), b0, b1v, b2, b3);
-        acc[3] = fma4(acc[3], subgroupBroadcast(x0, 3u), b0, b1v, b2, b3);
-        acc[4] = fma4(acc[4], subgroupBroadcast(x0, 4u), b0, b1v, b2, b3);
-        acc[5] = fma4(acc[5], subgroupBroadcast(x0, 5u), b0, b1v, b2, b3);
-        acc[6] = fma4(acc[6], subgroupBroadcast(x0, 6u), b0, b1v, b2, b3);
-        acc[7] = fma4(acc[7], subgroupBroadcast(x0, 7u), b0, b1v, b2, b3);
-        acc[8] = fma4(acc[8], subgroupBroadcast(x1, 0u), b0, b1v, b2, b3);
-        acc[9] = fma4(acc[9], subgroupBroadcast(x1, 1u), b0, b1v, b2, b3);
-        acc[10] = fma4(acc[10], subgroupBroadcast(x1, 2u), b0, b1v, b2, b3);
-        acc[11] = fma4(acc[11], subgroupBroadcast(x1, 3u), b0, b1v, b2, b3);
-        acc[12] = fma4(acc[12], subgroupBroadcast(x1, 4u), b0, b1v, b2, b3);
-        acc[13] = fma4(acc[13], subgroupBroadcast(x1, 5u), b0, b1v, b2, b3);
-        acc[14] = fma4(acc[14], subgroupBroadcast(x1, 6u), b0, b1v, b2, b3);
-        acc[15] = fma4(acc[15], subgroupBroadcast(x1, 7u), b0, b1v, b2, b3);
-        acc[16] = fma4(acc[16], subgroupBroadcast(x2, 0u), b0, b1v, b2, b3);
-        acc[17] = fma4(acc[17], subgroupBroadcast(x2, 1u), b0, b1v, b2, b3);
-        acc[18] = fma4(acc[18], subgroupBroadcast(x2, 2u), b0, b1v, b2, b3);
-        acc[19] = fma4(acc[19], subgroupBroadcast(x2, 3u), b0, b1v, b2, b3);
-        acc[20] = fma4(acc[20], subgroupBroadcast(x2, 4u), b0, b1v, b2, b3);
-        acc[21] = fma4(acc[21], subgroupBroadcast(x2, 5u), b0, b1v, b2, b3);
-        acc[22] = fma4(acc[22], subgroupBroadcast(x2, 6u), b0, b1v, b2, b3);
-        acc[23] = fma4(acc[23], subgroupBroadcast(x2, 7u), b0, b1v, b2, b3);
+        var x3 = vec4<f32>(0.0);
+        var x4 = vec4<f32>(0.0);
+        if (TM > 24u) { x3 = a4(abase + arow.w * p.lda + k, kv); }
+        if (TM > 32u) { x4 = a4(abase + arow4 * p.lda + k, kv); }
+        rows8(&acc, 0u, x0, b0, b1v, b2, b3);
+        rows8(&acc, 8u, x1, b0, b1v, b2, b3);
+        rows8(&acc, 16u, x2, b0, b1v, b2, b3);
+        if (TM > 24u) { rows8(&acc, 24u, x3, b0, b1v, b2, b3); }
+        if (TM > 32u) { rows8(&acc, 32u, x4, b0, b1v, b2, b3); }
       } else {
-        // Slot q holds rows 4*(q%6)..+3 at depth k + q/6 and lives in register q/8 of lane q%8.
-        let kx = vec3<u32>(k) + acol;
-        let kin = kx < vec3<u32>(p.K);
-        let x0 = a4(abase + kx.x * p.lda + arow.x, vec4<bool>(kin.x) & lt4(arow.x, p.M));
-        let x1 = a4(abase + kx.y * p.lda + arow.y, vec4<bool>(kin.y) & lt4(arow.y, p.M));
-        let x2 = a4(abase + kx.z * p.lda + arow.z, vec4<bool>(kin.z) & lt4(arow.z, p.M));
-        // Row quad d gathers slots d, 6+d, 12+d, 18+d (depths k..k+3).
-        quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x0, 6u), subgroupBroadcast(x1, 4u),
-             subgroupBroadcast(x2, 2u), b0, b1v, b2, b3);
-        quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x0, 7u), subgroupBroadcast(x1, 5u),
-             subgroupBroadcast(x2, 3u), b0, b1v, b2, b3);
-        quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 0u), subgroupBroadcast(x1, 6u),
-             subgroupBroadcast(x2, 4u), b0, b1v, b2, b3);
-        quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 1u), subgroupBroadcast(x1, 7u),
-             subgroupBroadcast(x2, 5u), b0, b1v, b2, b3);
-        quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 2u), subgroupBroadcast(x2, 0u),
-             subgroupBroadcast(x2, 6u), b0, b1v, b2, b3);
-        quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 3u), subgroupBroadcast(x2, 1u),
-             subgroupBroadcast(x2, 7u), b0, b1v, b2, b3);
+        // Slot q holds rows 4*(q%(TM/4))..+3 at depth k + q/(TM/4) and lives in register q/8 of
+        // lane q%8; row quad d gathers slots d, TM/4+d, TM/2+d, 3TM/4+d (depths k..k+3).
+        let x0 = a4(abase + (k + acol.x) * p.lda + arow.x, vec4<bool>(k + acol.x < p.K) & lt4(arow.x, p.M));
+        let x1 = a4(abase + (k + acol.y) * p.lda + arow.y, vec4<bool>(k + acol.y < p.K) & lt4(arow.y, p.M));
+        let x2 = a4(abase + (k + acol.z) * p.lda + arow.z, vec4<bool>(k + acol.z < p.K) & lt4(arow.z, p.M));
+        var x3 = vec4<f32>(0.0);
+        var x4 = vec4<f32>(0.0);
+        if (TM > 24u) {
+          x3 = a4(abase + (k + acol.w) * p.lda + arow.w, vec4<bool>(k + acol.w < p.K) & lt4(arow.w, p.M));
+        }
+        if (TM > 32u) {
+          x4 = a4(abase + (k + acol4) * p.lda + arow4, vec4<bool>(k + acol4 < p.K) & lt4(arow4, p.M));
+        }
+        if (TM == 24u) {
+          quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x0, 6u),
+               subgroupBroadcast(x1, 4u), subgroupBroadcast(x2, 2u), b0, b1v, b2, b3);
+          quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x0, 7u),
+               subgroupBroadcast(x1, 5u), subgroupBroadcast(x2, 3u), b0, b1v, b2, b3);
+          quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 0u),
+               subgroupBroadcast(x1, 6u), subgroupBroadcast(x2, 4u), b0, b1v, b2, b3);
+          quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 1u),
+               subgroupBroadcast(x1, 7u), subgroupBroadcast(x2, 5u), b0, b1v, b2, b3);
+          quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 2u),
+               subgroupBroadcast(x2, 0u), subgroupBroadcast(x2, 6u), b0, b1v, b2, b3);
+          quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 3u),
+               subgroupBroadcast(x2, 1u), subgroupBroadcast(x2, 7u), b0, b1v, b2, b3);
+        } else if (TM == 32u) {
+          quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x1, 0u),
+               subgroupBroadcast(x2, 0u), subgroupBroadcast(x3, 0u), b0, b1v, b2, b3);
+          quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x1, 1u),
+               subgroupBroadcast(x2, 1u), subgroupBroadcast(x3, 1u), b0, b1v, b2, b3);
+          quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 2u),
+               subgroupBroadcast(x2, 2u), subgroupBroadcast(x3, 2u), b0, b1v, b2, b3);
+          quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 3u),
+               subgroupBroadcast(x2, 3u), subgroupBroadcast(x3, 3u), b0, b1v, b2, b3);
+          quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 4u),
+               subgroupBroadcast(x2, 4u), subgroupBroadcast(x3, 4u), b0, b1v, b2, b3);
+          quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 5u),
+               subgroupBroadcast(x2, 5u), subgroupBroadcast(x3, 5u), b0, b1v, b2, b3);
+          quad(&acc, 24u, subgroupBroadcast(x0, 6u), subgroupBroadcast(x1, 6u),
+               subgroupBroadcast(x2, 6u), subgroupBroadcast(x3, 6u), b0, b1v, b2, b3);
+          quad(&acc, 28u, subgroupBroadcast(x0, 7u), subgroupBroadcast(x1, 7u),
+               subgroupBroadcast(x2, 7u), subgroupBroadcast(x3, 7u), b0, b1v, b2, b3);
+        } else {
+          quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x1, 2u),
+               subgroupBroadcast(x2, 4u), subgroupBroadcast(x3, 6u), b0, b1v, b2, b3);
+          quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x1, 3u),
+               subgroupBroadcast(x2, 5u), subgroupBroadcast(x3, 7u), b0, b1v, b2, b3);
+          quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 4u),
+               subgroupBroadcast(x2, 6u), subgroupBroadcast(x4, 0u), b0, b1v, b2, b3);
+          quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 5u),
+               subgroupBroadcast(x2, 7u), subgroupBroadcast(x4, 1u), b0, b1v, b2, b3);
+          quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 6u),
+               subgroupBroadcast(x3, 0u), subgroupBroadcast(x4, 2u), b0, b1v, b2, b3);
+          quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 7u),
+               subgroupBroadcast(x3, 1u), subgroupBroadcast(x4, 3u), b0, b1v, b2, b3);
+          quad(&acc, 24u, subgroupBroadcast(x0, 6u), subgroupBroadcast(x2, 0u),
+               subgroupBroadcast(x3, 2u), subgroupBroadcast(x4, 4u), b0, b1v, b2, b3);
+          quad(&acc, 28u, subgroupBroadcast(x0, 7u), subgroupBroadcast(x2, 1u),
+               subgroupBroadcast(x3, 3u), subgroupBroadcast(x4, 5u), b0, b1v, b2, b3);
+          quad(&acc, 32u, subgroupBroadcast(x1, 0u), subgroupBroadcast(x2, 2u),
+               subgroupBroadcast(x3, 4u), subgroupBroadcast(x4, 6u), b0, b1v, b2, b3);
+          quad(&acc, 36u, subgroupBroadcast(x1, 1u), subgroupBroadcast(x2, 3u),
+               subgroupBroadcast(x3, 5u), subgroupBroadcast(x4, 7u), b0, b1v, b2, b3);
+        }
       }
     }
   }
 
   // Epilogue: copy the accumulators (constant indices keep them in registers in the loop above)
-  // into an array walked by a loop, so the epilogue is compiled once rather than 96 times.
-  var o: array<vec4<f32>, 24>;
+  // into an array walked by a loop, so the epilogue is compiled once rather than 4*TM times.
+  var o: array<vec4<f32>, TM_MAX>;
   o[0] = acc[0]; o[1] = acc[1]; o[2] = acc[2]; o[3] = acc[3]; o[4] = acc[4]; o[5] = acc[5];
   o[6] = acc[6]; o[7] = acc[7]; o[8] = acc[8]; o[9] = acc[9]; o[10] = acc[10]; o[11] = acc[11];
   o[12] = acc[12]; o[13] = acc[13]; o[14] = acc[14]; o[15] = acc[15]; o[16] = acc[16]; o[17] = acc[17];
   o[18] = acc[18]; o[19] = acc[19]; o[20] = acc[20]; o[21] = acc[21]; o[22] = acc[22]; o[23] = acc[23];
+  o[24] = acc[24]; o[25] = acc[25]; o[26] = acc[26]; o[27] = acc[27]; o[28] = acc[28]; o[29] = acc[29];
+  o[30] = acc[30]; o[31] = acc[31]; o[32] = acc[32]; o[33] = acc[33]; o[34] = acc[34]; o[35] = acc[35];
+  o[36] = acc[36]; o[37] = acc[37]; o[38] = acc[38]; o[39] = acc[39];
   let cbase = p.c_off + wid.z * p.c_bs;
   for (var i = 0u; i < TM; i++) {
     let m = m0 + i;

@@ -4,7 +4,8 @@
  *
  * Variant per adapter (`gemmVariant`):
  * - 'sg'    CPU adapter with subgroups of at least 8 lanes (lavapipe): one subgroup per workgroup,
- *           24x4 register tile per lane, A rows shared by subgroupBroadcast (gemm_sg.wgsl).
+ *           TMx4 register tile per lane (TM = 24, 32 or 40 rows, picked per problem by
+ *           `sgTileRows`), A rows shared by subgroupBroadcast (gemm_sg.wgsl).
  * - 'plain' no optional feature: 8x4 register tile per invocation, no shared memory.
  * - 'tiled' real GPUs: 64x64 shared-memory tiles, 256 invocations.
  * Each variant has a VEC override (whole-vec4 loads) used when every operand is 4-aligned, and a
@@ -76,17 +77,48 @@ export const gemmSgKernel = defineKernel({
   entry: 'gemm_sg',
   storage,
   uniforms: layout,
-  overrides,
+  overrides: { ...overrides, TM: 24 },
 });
 
 export type GemmVariant = 'sg' | 'plain' | 'tiled';
 
-/** Output tile (rows, columns) of one workgroup, per variant (fixed in the WGSL). */
+/**
+ * Output tile (rows, columns) of one workgroup, per variant (fixed in the WGSL). The 'sg' rows are
+ * the smallest of SG_TILE_ROWS; a dispatch may use a taller one (sgTileRows).
+ */
 export const GEMM_TILES: Record<GemmVariant, readonly [number, number]> = {
   sg: [24, 32],
   plain: [64, 32],
   tiled: [64, 64],
 };
+
+/** Tile heights the 'sg' kernel supports (its TM override). */
+export const SG_TILE_ROWS = [24, 32, 40] as const;
+export type SgTileRows = (typeof SG_TILE_ROWS)[number];
+
+/**
+ * Relative time per tile row of each 'sg' tile height, measured on lavapipe (Zen 5, paired runs
+ * on shapes all three divide): taller tiles load less of A and B per multiply-add.
+ */
+const SG_ROW_COST: Record<SgTileRows, number> = { 24: 1.05, 32: 1, 40: 1 };
+
+/**
+ * The 'sg' tile height for a problem of M rows: the one that computes the fewest rows, padding
+ * included, weighted by SG_ROW_COST; ties go to the taller tile. M = 196 (ViT-B at 224): 5 tiles
+ * of 40 = 200 rows instead of 9 of 24 = 216.
+ */
+export function sgTileRows(M: number): SgTileRows {
+  let best: SgTileRows = 24;
+  let bestCost = Infinity;
+  for (const tm of SG_TILE_ROWS) {
+    const cost = Math.ceil(M / tm) * tm * SG_ROW_COST[tm];
+    if (cost <= bestCost) {
+      best = tm;
+      bestCost = cost;
+    }
+  }
+  return best;
+}
 const KERNELS = { sg: gemmSgKernel, plain: gemmPlainKernel, tiled: gemmTiledKernel } as const;
 
 export const GEMM_ACT = { none: 0, relu: 1, gelu: 2 } as const;
@@ -145,6 +177,8 @@ export interface GemmArgs {
   act?: GemmAct;
   /** Forces a variant (tests and benchmarks); default gemmVariant(gpu). */
   variant?: GemmVariant;
+  /** Forces the 'sg' tile height (tests and benchmarks); default sgTileRows(M) per chunk. */
+  tileRows?: SgTileRows;
 }
 
 interface Problem {
@@ -309,6 +343,8 @@ export function runGemm(g: GemmArgs): void {
     throw new Error('gemm: the output C shares a buffer with an input');
   const transA = g.transA ?? false;
   const transB = g.transB ?? false;
+  if (g.tileRows !== undefined && !(SG_TILE_ROWS as readonly number[]).includes(g.tileRows))
+    throw new Error(`gemm: tileRows must be one of ${SG_TILE_ROWS.join(', ')}, got ${g.tileRows}`);
   const aTs = g.aSumStride ?? M * K;
   const bTs = g.bSumStride ?? K * N;
   const p: Problem = {
@@ -370,6 +406,7 @@ export function runGemm(g: GemmArgs): void {
               biasOff,
               act: r === reductions - 1 ? act : 0,
               variant,
+              tileRows: g.tileRows,
             });
             r++;
           }
@@ -389,6 +426,7 @@ function dispatchChunk(
     biasOff: number;
     act: number;
     variant: GemmVariant;
+    tileRows: SgTileRows | undefined;
   },
 ): void {
   const [z0, zc] = ch.z;
@@ -441,12 +479,22 @@ function dispatchChunk(
     has_bias: e.bias ? 1 : 0,
     act: e.act,
   };
-  const [tm, tn] = GEMM_TILES[e.variant];
+  const tn = GEMM_TILES[e.variant][1];
+  const consts: Record<string, number> = {
+    TRANS_A: p.transA ? 1 : 0,
+    TRANS_B: p.transB ? 1 : 0,
+    VEC: vec ? 1 : 0,
+  };
+  let tm = GEMM_TILES[e.variant][0];
+  if (e.variant === 'sg') {
+    tm = e.tileRows ?? sgTileRows(mc);
+    consts.TM = tm;
+  }
   gpu.dispatch(
     kernel,
     [A.binding, B.binding, biasBinding, C.binding],
     u,
     [ceilDiv(nc, tn), ceilDiv(mc, tm), zc],
-    { TRANS_A: p.transA ? 1 : 0, TRANS_B: p.transB ? 1 : 0, VEC: vec ? 1 : 0 },
+    consts,
   );
 }

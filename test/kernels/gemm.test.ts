@@ -4,6 +4,8 @@ import type { Gpu, GpuOptions } from '../../src/gpu/device.js';
 import {
   gemmVariant,
   runGemm,
+  SG_TILE_ROWS,
+  sgTileRows,
   type GemmAct,
   type GemmArgs,
   type GemmVariant,
@@ -160,6 +162,59 @@ describe.each(VARIANTS)('GEMM variant %s vs CPU reference', (variant, opts) => {
       want.map((v) => 2 * v),
       { ...tolK(K * kb), name: 'gemm beta=1' },
     );
+  });
+});
+
+describe("GEMM 'sg' tile heights", () => {
+  let gpu: Gpu;
+  beforeAll(async () => {
+    gpu = await testGpu();
+  });
+
+  test('sgTileRows picks the height that computes the fewest rows', () => {
+    // ViT-B at 224: 196 rows = 5 tiles of 40 (200 rows) rather than 9 of 24 (216).
+    expect(sgTileRows(196)).toBe(40);
+    expect(sgTileRows(1024)).toBe(32);
+    expect(sgTileRows(1764)).toBe(32);
+    expect(sgTileRows(960)).toBe(40);
+    expect(sgTileRows(24)).toBe(24);
+    expect(sgTileRows(1)).toBe(24);
+    expect(sgTileRows(72)).toBe(24);
+    for (let M = 1; M < 300; M++) {
+      const tm = sgTileRows(M);
+      // Never more padded rows than the 24-row tile plus one 24-row tile of slack.
+      expect(Math.ceil(M / tm) * tm).toBeLessThanOrEqual(Math.ceil(M / 24) * 24 + 16);
+    }
+  });
+
+  test.each(SG_TILE_ROWS.map((tm) => [tm]))(
+    'TM=%i on shapes it does not divide, all transposes, VEC and scalar loads',
+    async (tm) => {
+      const r = rng(500 + tm);
+      // 4-aligned shapes take the whole-vec4 path; the others gather scalars.
+      const shapes: [number, number, number][] = [
+        [tm + 4, 36, 20],
+        [2 * tm + 3, 13, 9],
+        [3, 40, 12],
+        [tm * 3 - 1, 33, 17],
+      ];
+      let i = 0;
+      for (const [M, N, K] of shapes)
+        for (const transA of [false, true])
+          for (const transB of [false, true]) {
+            const act = ACTS[i++ % 3]!;
+            await checkGemm(gpu, { M, N, K, transA, transB, act, bias: true }, r, { tileRows: tm });
+          }
+      await checkGemm(gpu, { M: tm + 8, N: 20, K: 12, batch: 3, bias: true }, r, { tileRows: tm });
+    },
+  );
+
+  test('tileRows outside the supported set is refused', () => {
+    const t = Tensor.zeros(gpu, [64]);
+    expect(() =>
+      runGemm({ a: t, b: t, c: Tensor.zeros(gpu, [64]), M: 8, N: 8, K: 8, tileRows: 16 as never }),
+    ).toThrow(/tileRows must be one of 24, 32, 40, got 16/);
+    t.dispose();
   });
 });
 
