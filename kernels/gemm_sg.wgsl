@@ -74,9 +74,8 @@ fn erf_f32(x: f32) -> f32 {
   return select(-r, r, x >= 0.0);
 }
 
-fn epilogue(v: f32, n: u32, ci: u32) -> f32 {
-  var r = params.alpha * v;
-  if (params.has_bias != 0u) { r += bias[params.bias_off + n]; }
+fn epilogue(v: f32, bv: f32, ci: u32) -> f32 {
+  var r = params.alpha * v + bv;
   if (params.beta != 0.0) { r += params.beta * c[ci]; }
   switch params.act {
     case 1u: { r = max(r, 0.0); }
@@ -284,13 +283,17 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
   o[30] = acc[30]; o[31] = acc[31]; o[32] = acc[32]; o[33] = acc[33]; o[34] = acc[34]; o[35] = acc[35];
   o[36] = acc[36]; o[37] = acc[37]; o[38] = acc[38]; o[39] = acc[39];
   let cbase = p.c_off + wid.z * p.c_bs;
+  var bv = vec4<f32>(0.0);   // this lane's four bias values, loaded once per tile
+  if (p.has_bias != 0u) {
+    for (var j = 0u; j < 4u; j++) { bv[j] = bias[p.bias_off + min(n + j, p.N - 1u)]; }
+  }
   for (var i = 0u; i < TM; i++) {
     let m = m0 + i;
     if (m >= p.M) { break; }
     let v = o[i];
     let ci = cbase + m * p.ldc + n;
     for (var j = 0u; j < 4u; j++) {
-      if (n + j < p.N) { c[ci + j] = epilogue(v[j], n + j, ci + j); }
+      if (n + j < p.N) { c[ci + j] = epilogue(v[j], bv[j], ci + j); }
     }
   }
 }

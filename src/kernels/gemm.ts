@@ -97,24 +97,20 @@ export const SG_TILE_ROWS = [24, 32, 40] as const;
 export type SgTileRows = (typeof SG_TILE_ROWS)[number];
 
 /**
- * Relative time per tile row of each 'sg' tile height, measured on lavapipe (Zen 5, paired runs
- * on shapes all three divide): taller tiles load less of A and B per multiply-add.
- */
-const SG_ROW_COST: Record<SgTileRows, number> = { 24: 1.05, 32: 1, 40: 1 };
-
-/**
  * The 'sg' tile height for a problem of M rows: the one that computes the fewest rows, padding
- * included, weighted by SG_ROW_COST; ties go to the taller tile. M = 196 (ViT-B at 224): 5 tiles
- * of 40 = 200 rows instead of 9 of 24 = 216.
+ * included; ties go to the taller tile (fewer workgroups). On shapes all three heights divide,
+ * their time per row measured equal within noise on lavapipe (paired in-process runs), so the
+ * padding decides: M = 196 (ViT-B at 224) runs as 5 tiles of 40 = 200 rows instead of 9 of 24 =
+ * 216.
  */
 export function sgTileRows(M: number): SgTileRows {
   let best: SgTileRows = 24;
-  let bestCost = Infinity;
+  let bestRows = Infinity;
   for (const tm of SG_TILE_ROWS) {
-    const cost = Math.ceil(M / tm) * tm * SG_ROW_COST[tm];
-    if (cost <= bestCost) {
+    const rows = Math.ceil(M / tm) * tm;
+    if (rows <= bestRows) {
       best = tm;
-      bestCost = cost;
+      bestRows = rows;
     }
   }
   return best;
