@@ -2,8 +2,8 @@
 // for CPU adapters with subgroups of at least 8 lanes (lavapipe). Shares Params with gemm.wgsl.
 //
 // Bindings (group 0): 0 a: array<vec4<f32>> (read), 1 b: array<vec4<f32>> (read),
-//   2 bias: array<f32> (read; any buffer when has_bias = 0), 3 c: array<f32> (read_write),
-//   4 params: Params (uniform).
+//   2 bias: array<f32> (read; any buffer when has_bias = 0), 3 c: array<f32> (read_write; entry
+//   gemm_sg_c4 binds the same buffer as c4: array<vec4<f32>>), 4 params: Params (uniform).
 //   Element (m, k) of op(A[z,t]) is a[a_off + z*a_bs + t*a_ts + m*lda + k] (TRANS_A: k*lda + m);
 //   element (k, n) of op(B[z,t]) is b[b_off + z*b_bs + t*b_ts + k*ldb + n] (TRANS_B: n*ldb + k);
 //   element (m, n) of C[z] is c[c_off + z*c_bs + m*ldc + n]. Scalar element i of a vec4 binding is
@@ -17,6 +17,8 @@
 //   vec4. No shared memory, no barriers. Rows past M and columns past N are clamped on load and
 //   never stored. Taller tiles load less per multiply-add and spill more accumulators: on lavapipe
 //   40 rows measured fastest, 48 slower again.
+// Entries: gemm_sg stores C one float at a time (any layout); gemm_sg_c4 stores one vec4 per row and
+//   lane (c_off, ldc, c_bs and N multiples of 4): each scalar store is a per-lane loop in lavapipe.
 // Variants (override constants): TRANS_A, TRANS_B; VEC = true needs every vec4 load aligned
 //   (K%4 = 0, lda/ldb/offsets/batch strides %4 = 0, N%4 = 0 unless TRANS_B, M%4 = 0 if TRANS_A) and
 //   loads whole vec4s; VEC = false gathers scalars and zeroes k >= K (any shape).
@@ -54,6 +56,9 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> c: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 
+// gemm_sg_c4 binds C as vec4 (binding 3 as well; no entry point uses both).
+@group(0) @binding(3) var<storage, read_write> c4: array<vec4<f32>>;
+
 override TRANS_A: bool = false;
 override TRANS_B: bool = false;
 override VEC: bool = true;
@@ -65,21 +70,22 @@ const TM_MAX: u32 = 40u;
 const LANES: u32 = 8u;
 const INV_SQRT2: f32 = 0.70710678118654752;
 
-fn erf_f32(x: f32) -> f32 {
+fn erf4(x: vec4<f32>) -> vec4<f32> {
   let z = abs(x);
   let t = 1.0 / (1.0 + 0.5 * z);
   let p = -z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 +
           t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277))))))));
   let r = 1.0 - t * exp(p);
-  return select(-r, r, x >= 0.0);
+  return select(-r, r, x >= vec4<f32>(0.0));
 }
 
-fn epilogue(v: f32, bv: f32, ci: u32) -> f32 {
+// act(alpha * v + bias + beta * prev) for the four columns of one row (prev: C before the call).
+fn epilogue(v: vec4<f32>, bv: vec4<f32>, prev: vec4<f32>) -> vec4<f32> {
   var r = params.alpha * v + bv;
-  if (params.beta != 0.0) { r += params.beta * c[ci]; }
+  if (params.beta != 0.0) { r += params.beta * prev; }
   switch params.act {
-    case 1u: { r = max(r, 0.0); }
-    case 2u: { r = 0.5 * r * (1.0 + erf_f32(r * INV_SQRT2)); }
+    case 1u: { r = max(r, vec4<f32>(0.0)); }
+    case 2u: { r = 0.5 * r * (1.0 + erf4(r * INV_SQRT2)); }
     default: {}
   }
   return r;
@@ -131,8 +137,8 @@ fn quad(acc: ptr<function, array<vec4<f32>, TM_MAX>>, r: u32, q0: vec4<f32>, q1:
   (*acc)[r + 3u] = fma4((*acc)[r + 3u], vec4<f32>(q0.w, q1.w, q2.w, q3.w), b0, b1, b2, b3);
 }
 
-@compute @workgroup_size(8)
-fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+// The tile of workgroup wid for lane `lane`: acc[i] = rows m0+i, columns n..n+3 of the sum.
+fn accumulate(acc: ptr<function, array<vec4<f32>, TM_MAX>>, wid: vec3<u32>, lane: u32) {
   let p = params;
   let m0 = wid.y * TM;
   let n = wid.x * (LANES * 4u) + lane * 4u;   // this lane's first column
@@ -164,7 +170,6 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
     arow4 = select(mq4, min(mq4, p.M - 4u), VEC);
   }
 
-  var acc: array<vec4<f32>, TM_MAX>;
   for (var t = 0u; t < p.kb; t++) {
     let abase = p.a_off + wid.z * p.a_bs + t * p.a_ts;
     let bbase = p.b_off + wid.z * p.b_bs + t * p.b_ts;
@@ -197,11 +202,11 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
         var x4 = vec4<f32>(0.0);
         if (TM > 24u) { x3 = a4(abase + arow.w * p.lda + k, kv); }
         if (TM > 32u) { x4 = a4(abase + arow4 * p.lda + k, kv); }
-        rows8(&acc, 0u, x0, b0, b1v, b2, b3);
-        rows8(&acc, 8u, x1, b0, b1v, b2, b3);
-        rows8(&acc, 16u, x2, b0, b1v, b2, b3);
-        if (TM > 24u) { rows8(&acc, 24u, x3, b0, b1v, b2, b3); }
-        if (TM > 32u) { rows8(&acc, 32u, x4, b0, b1v, b2, b3); }
+        rows8(acc, 0u, x0, b0, b1v, b2, b3);
+        rows8(acc, 8u, x1, b0, b1v, b2, b3);
+        rows8(acc, 16u, x2, b0, b1v, b2, b3);
+        if (TM > 24u) { rows8(acc, 24u, x3, b0, b1v, b2, b3); }
+        if (TM > 32u) { rows8(acc, 32u, x4, b0, b1v, b2, b3); }
       } else {
         // Slot q holds rows 4*(q%(TM/4))..+3 at depth k + q/(TM/4) and lives in register q/8 of
         // lane q%8; row quad d gathers slots d, TM/4+d, TM/2+d, 3TM/4+d (depths k..k+3).
@@ -217,83 +222,117 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
           x4 = a4(abase + (k + acol4) * p.lda + arow4, vec4<bool>(k + acol4 < p.K) & lt4(arow4, p.M));
         }
         if (TM == 24u) {
-          quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x0, 6u),
+          quad(acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x0, 6u),
                subgroupBroadcast(x1, 4u), subgroupBroadcast(x2, 2u), b0, b1v, b2, b3);
-          quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x0, 7u),
+          quad(acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x0, 7u),
                subgroupBroadcast(x1, 5u), subgroupBroadcast(x2, 3u), b0, b1v, b2, b3);
-          quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 0u),
+          quad(acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 0u),
                subgroupBroadcast(x1, 6u), subgroupBroadcast(x2, 4u), b0, b1v, b2, b3);
-          quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 1u),
+          quad(acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 1u),
                subgroupBroadcast(x1, 7u), subgroupBroadcast(x2, 5u), b0, b1v, b2, b3);
-          quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 2u),
+          quad(acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 2u),
                subgroupBroadcast(x2, 0u), subgroupBroadcast(x2, 6u), b0, b1v, b2, b3);
-          quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 3u),
+          quad(acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 3u),
                subgroupBroadcast(x2, 1u), subgroupBroadcast(x2, 7u), b0, b1v, b2, b3);
         } else if (TM == 32u) {
-          quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x1, 0u),
+          quad(acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x1, 0u),
                subgroupBroadcast(x2, 0u), subgroupBroadcast(x3, 0u), b0, b1v, b2, b3);
-          quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x1, 1u),
+          quad(acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x1, 1u),
                subgroupBroadcast(x2, 1u), subgroupBroadcast(x3, 1u), b0, b1v, b2, b3);
-          quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 2u),
+          quad(acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 2u),
                subgroupBroadcast(x2, 2u), subgroupBroadcast(x3, 2u), b0, b1v, b2, b3);
-          quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 3u),
+          quad(acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 3u),
                subgroupBroadcast(x2, 3u), subgroupBroadcast(x3, 3u), b0, b1v, b2, b3);
-          quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 4u),
+          quad(acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 4u),
                subgroupBroadcast(x2, 4u), subgroupBroadcast(x3, 4u), b0, b1v, b2, b3);
-          quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 5u),
+          quad(acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 5u),
                subgroupBroadcast(x2, 5u), subgroupBroadcast(x3, 5u), b0, b1v, b2, b3);
-          quad(&acc, 24u, subgroupBroadcast(x0, 6u), subgroupBroadcast(x1, 6u),
+          quad(acc, 24u, subgroupBroadcast(x0, 6u), subgroupBroadcast(x1, 6u),
                subgroupBroadcast(x2, 6u), subgroupBroadcast(x3, 6u), b0, b1v, b2, b3);
-          quad(&acc, 28u, subgroupBroadcast(x0, 7u), subgroupBroadcast(x1, 7u),
+          quad(acc, 28u, subgroupBroadcast(x0, 7u), subgroupBroadcast(x1, 7u),
                subgroupBroadcast(x2, 7u), subgroupBroadcast(x3, 7u), b0, b1v, b2, b3);
         } else {
-          quad(&acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x1, 2u),
+          quad(acc, 0u, subgroupBroadcast(x0, 0u), subgroupBroadcast(x1, 2u),
                subgroupBroadcast(x2, 4u), subgroupBroadcast(x3, 6u), b0, b1v, b2, b3);
-          quad(&acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x1, 3u),
+          quad(acc, 4u, subgroupBroadcast(x0, 1u), subgroupBroadcast(x1, 3u),
                subgroupBroadcast(x2, 5u), subgroupBroadcast(x3, 7u), b0, b1v, b2, b3);
-          quad(&acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 4u),
+          quad(acc, 8u, subgroupBroadcast(x0, 2u), subgroupBroadcast(x1, 4u),
                subgroupBroadcast(x2, 6u), subgroupBroadcast(x4, 0u), b0, b1v, b2, b3);
-          quad(&acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 5u),
+          quad(acc, 12u, subgroupBroadcast(x0, 3u), subgroupBroadcast(x1, 5u),
                subgroupBroadcast(x2, 7u), subgroupBroadcast(x4, 1u), b0, b1v, b2, b3);
-          quad(&acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 6u),
+          quad(acc, 16u, subgroupBroadcast(x0, 4u), subgroupBroadcast(x1, 6u),
                subgroupBroadcast(x3, 0u), subgroupBroadcast(x4, 2u), b0, b1v, b2, b3);
-          quad(&acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 7u),
+          quad(acc, 20u, subgroupBroadcast(x0, 5u), subgroupBroadcast(x1, 7u),
                subgroupBroadcast(x3, 1u), subgroupBroadcast(x4, 3u), b0, b1v, b2, b3);
-          quad(&acc, 24u, subgroupBroadcast(x0, 6u), subgroupBroadcast(x2, 0u),
+          quad(acc, 24u, subgroupBroadcast(x0, 6u), subgroupBroadcast(x2, 0u),
                subgroupBroadcast(x3, 2u), subgroupBroadcast(x4, 4u), b0, b1v, b2, b3);
-          quad(&acc, 28u, subgroupBroadcast(x0, 7u), subgroupBroadcast(x2, 1u),
+          quad(acc, 28u, subgroupBroadcast(x0, 7u), subgroupBroadcast(x2, 1u),
                subgroupBroadcast(x3, 3u), subgroupBroadcast(x4, 5u), b0, b1v, b2, b3);
-          quad(&acc, 32u, subgroupBroadcast(x1, 0u), subgroupBroadcast(x2, 2u),
+          quad(acc, 32u, subgroupBroadcast(x1, 0u), subgroupBroadcast(x2, 2u),
                subgroupBroadcast(x3, 4u), subgroupBroadcast(x4, 6u), b0, b1v, b2, b3);
-          quad(&acc, 36u, subgroupBroadcast(x1, 1u), subgroupBroadcast(x2, 3u),
+          quad(acc, 36u, subgroupBroadcast(x1, 1u), subgroupBroadcast(x2, 3u),
                subgroupBroadcast(x3, 5u), subgroupBroadcast(x4, 7u), b0, b1v, b2, b3);
         }
       }
     }
   }
+}
 
-  // Epilogue: copy the accumulators (constant indices keep them in registers in the loop above)
-  // into an array walked by a loop, so the epilogue is compiled once rather than 4*TM times.
-  var o: array<vec4<f32>, TM_MAX>;
-  o[0] = acc[0]; o[1] = acc[1]; o[2] = acc[2]; o[3] = acc[3]; o[4] = acc[4]; o[5] = acc[5];
-  o[6] = acc[6]; o[7] = acc[7]; o[8] = acc[8]; o[9] = acc[9]; o[10] = acc[10]; o[11] = acc[11];
-  o[12] = acc[12]; o[13] = acc[13]; o[14] = acc[14]; o[15] = acc[15]; o[16] = acc[16]; o[17] = acc[17];
-  o[18] = acc[18]; o[19] = acc[19]; o[20] = acc[20]; o[21] = acc[21]; o[22] = acc[22]; o[23] = acc[23];
-  o[24] = acc[24]; o[25] = acc[25]; o[26] = acc[26]; o[27] = acc[27]; o[28] = acc[28]; o[29] = acc[29];
-  o[30] = acc[30]; o[31] = acc[31]; o[32] = acc[32]; o[33] = acc[33]; o[34] = acc[34]; o[35] = acc[35];
-  o[36] = acc[36]; o[37] = acc[37]; o[38] = acc[38]; o[39] = acc[39];
-  let cbase = p.c_off + wid.z * p.c_bs;
-  var bv = vec4<f32>(0.0);   // this lane's four bias values, loaded once per tile
-  if (p.has_bias != 0u) {
-    for (var j = 0u; j < 4u; j++) { bv[j] = bias[p.bias_off + min(n + j, p.N - 1u)]; }
+// This lane's four bias values (zeros without bias), loaded once per tile.
+fn bias4(n: u32) -> vec4<f32> {
+  var bv = vec4<f32>(0.0);
+  if (params.has_bias != 0u) {
+    for (var j = 0u; j < 4u; j++) { bv[j] = bias[params.bias_off + min(n + j, params.N - 1u)]; }
   }
+  return bv;
+}
+
+@compute @workgroup_size(8)
+fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4<f32>, TM_MAX>;
+  accumulate(&acc, wid, lane);
+  // The store loop indexes a copy: constant indices keep `acc` in registers in the k loop, and
+  // the epilogue is compiled once rather than TM times.
+  var o = acc;
+  let p = params;
+  let m0 = wid.y * TM;
+  let n = wid.x * (LANES * 4u) + lane * 4u;
+  let bv = bias4(n);
+  let cbase = p.c_off + wid.z * p.c_bs;
   for (var i = 0u; i < TM; i++) {
     let m = m0 + i;
     if (m >= p.M) { break; }
-    let v = o[i];
     let ci = cbase + m * p.ldc + n;
-    for (var j = 0u; j < 4u; j++) {
-      if (n + j < p.N) { c[ci + j] = epilogue(v[j], bv[j], ci + j); }
+    var prev = vec4<f32>(0.0);
+    if (p.beta != 0.0) {
+      for (var j = 0u; j < 4u; j++) { if (n + j < p.N) { prev[j] = c[ci + j]; } }
     }
+    let r = epilogue(o[i], bv, prev);
+    for (var j = 0u; j < 4u; j++) {
+      if (n + j < p.N) { c[ci + j] = r[j]; }
+    }
+  }
+}
+
+// gemm_sg with one vec4 store per row: needs c_off, ldc, c_bs and N all multiples of 4, so each
+// lane's four columns are one aligned vec4, wholly inside or outside C.
+@compute @workgroup_size(8)
+fn gemm_sg_c4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
+  var acc: array<vec4<f32>, TM_MAX>;
+  accumulate(&acc, wid, lane);
+  var o = acc;
+  let p = params;
+  let m0 = wid.y * TM;
+  let n = wid.x * (LANES * 4u) + lane * 4u;
+  if (n >= p.N) { return; }
+  let bv = bias4(n);
+  let cbase = p.c_off + wid.z * p.c_bs;
+  for (var i = 0u; i < TM; i++) {
+    let m = m0 + i;
+    if (m >= p.M) { break; }
+    let ci = (cbase + m * p.ldc + n) >> 2u;
+    var prev = vec4<f32>(0.0);
+    if (p.beta != 0.0) { prev = c4[ci]; }
+    c4[ci] = epilogue(o[i], bv, prev);
   }
 }

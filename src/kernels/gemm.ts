@@ -80,6 +80,16 @@ export const gemmSgKernel = defineKernel({
   overrides: { ...overrides, TM: 24 },
 });
 
+/** gemm_sg storing one vec4 per row and lane (C 4-aligned, see storesVec4). */
+export const gemmSgC4Kernel = defineKernel({
+  file: 'gemm_sg',
+  source: sourceSg,
+  entry: 'gemm_sg_c4',
+  storage: [storage[0], storage[1], storage[2], ['c4', 'read_write']],
+  uniforms: layout,
+  overrides: { ...overrides, TM: 24 },
+});
+
 export type GemmVariant = 'sg' | 'plain' | 'tiled';
 
 /**
@@ -436,7 +446,24 @@ function dispatchChunk(
   const [sa, sb, sc] = spans(p, zc, tc, mc, nc, Math.max(kc, 1));
   const A = bindVec(gpu, g.a, aStart, sa);
   const B = bindVec(gpu, g.b, bStart, sb);
-  const C = bindSlice(gpu, g.c, cStart, sc);
+  let C = bindSlice(gpu, g.c, cStart, sc);
+  // 'sg' stores one vec4 per row and lane when every row of C starts 4-aligned, the columns come
+  // in whole vec4s and the binding can be widened to whole vec4s inside the buffer.
+  let c4 = false;
+  if (
+    e.variant === 'sg' &&
+    C.base % 4 === 0 &&
+    p.ldc % 4 === 0 &&
+    nc % 4 === 0 &&
+    (zc === 1 || p.cBs % 4 === 0)
+  ) {
+    const offset = C.binding.offset ?? 0;
+    const size = Math.ceil((C.binding.size ?? 4) / 16) * 16;
+    if (offset + size <= g.c.buffer.size) {
+      C = { binding: { buffer: g.c.buffer, offset, size }, base: C.base };
+      c4 = true;
+    }
+  }
   const sub: Problem = {
     ...p,
     M: mc,
@@ -487,7 +514,7 @@ function dispatchChunk(
     consts.TM = tm;
   }
   gpu.dispatch(
-    kernel,
+    c4 ? gemmSgC4Kernel : kernel,
     [A.binding, B.binding, biasBinding, C.binding],
     u,
     [ceilDiv(nc, tn), ceilDiv(mc, tm), zc],

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeAll, describe, expect, test, vi } from 'vitest';
 import { backward, noGrad, param } from '../../src/autograd/tape.js';
 import type { Gpu, GpuOptions } from '../../src/gpu/device.js';
 import {
@@ -209,6 +209,41 @@ describe("GEMM 'sg' tile heights", () => {
       await checkGemm(gpu, { M: tm + 8, N: 20, K: 12, batch: 3, bias: true }, r, { tileRows: tm });
     },
   );
+
+  test('vec4 stores (gemm_sg_c4) when C is 4-aligned, scalar stores otherwise; beta = 1 on both', async () => {
+    const r = rng(610);
+    /** C = A.B + bias into a window of a (M + 1, ldc) buffer at cOff, then C += A.B (beta = 1). */
+    const run = async (M: number, N: number, K: number, ldc: number, cOff: number): Promise<string[]> => {
+      const a = randn(r, M * K);
+      const b = randn(r, K * N);
+      const bias = randn(r, N);
+      const c0 = randn(r, cOff + (M + 1) * ldc);
+      const [A, B, Bias] = [a, b, bias].map((d) => upload(gpu, { data: d, shape: [d.length] }));
+      const C = upload(gpu, { data: c0, shape: [c0.length] });
+      const spy = vi.spyOn(gpu, 'dispatch');
+      try {
+        const args = { a: A!, b: B!, c: C, M, N, K, ldc, cOffset: cOff };
+        runGemm({ ...args, bias: Bias, act: 'gelu' });
+        runGemm({ ...args, beta: 1 });
+        const names = spy.mock.calls.map((x) => x[0].name);
+        const prod = ref.gemmRef({ a, b, M, N, K });
+        const first = ref.gemmRef({ a, b, M, N, K, bias, act: 'gelu' });
+        const got = await C.read();
+        const want = Float64Array.from(c0);
+        for (let m = 0; m < M; m++)
+          for (let n = 0; n < N; n++) want[cOff + m * ldc + n] = first[m * N + n]! + prod[m * N + n]!;
+        assertClose(got, want, { ...tolK(K), name: `gemm C window N=${N} ldc=${ldc} cOff=${cOff}` });
+        return names;
+      } finally {
+        spy.mockRestore();
+        for (const t of [A, B, Bias, C]) t?.dispose();
+      }
+    };
+    expect(await run(45, 40, 24, 44, 8)).toEqual(['gemm_sg.gemm_sg_c4', 'gemm_sg.gemm_sg_c4']);
+    expect(await run(45, 40, 24, 44, 6)).toEqual(['gemm_sg.gemm_sg', 'gemm_sg.gemm_sg']);
+    expect(await run(45, 38, 24, 44, 8)).toEqual(['gemm_sg.gemm_sg', 'gemm_sg.gemm_sg']);
+    expect(await run(45, 40, 24, 42, 0)).toEqual(['gemm_sg.gemm_sg', 'gemm_sg.gemm_sg']);
+  });
 
   test('tileRows outside the supported set is refused', () => {
     const t = Tensor.zeros(gpu, [64]);
