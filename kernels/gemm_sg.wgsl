@@ -279,38 +279,42 @@ fn accumulate(acc: ptr<function, array<vec4<f32>, TM_MAX>>, wid: vec3<u32>, lane
   }
 }
 
-// This lane's four bias values (zeros without bias), loaded once per tile.
-fn bias4(n: u32) -> vec4<f32> {
+// What both entries store: the tile's sums in an array the store loop indexes (a copy, so the
+// accumulators keep constant indices, and registers, in the k loop), and where they go.
+struct Tile {
+  o: array<vec4<f32>, TM_MAX>,
+  m0: u32,          // first row
+  n: u32,           // this lane's first column
+  bv: vec4<f32>,    // this lane's four bias values (zeros without bias)
+  cbase: u32,       // element offset of C[z]
+}
+
+fn tile(wid: vec3<u32>, lane: u32) -> Tile {
+  var acc: array<vec4<f32>, TM_MAX>;
+  accumulate(&acc, wid, lane);
+  let n = wid.x * (LANES * 4u) + lane * 4u;
   var bv = vec4<f32>(0.0);
   if (params.has_bias != 0u) {
     for (var j = 0u; j < 4u; j++) { bv[j] = bias[params.bias_off + min(n + j, params.N - 1u)]; }
   }
-  return bv;
+  return Tile(acc, wid.y * TM, n, bv, params.c_off + wid.z * params.c_bs);
 }
 
 @compute @workgroup_size(8)
 fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  var acc: array<vec4<f32>, TM_MAX>;
-  accumulate(&acc, wid, lane);
-  // The store loop indexes a copy: constant indices keep `acc` in registers in the k loop, and
-  // the epilogue is compiled once rather than TM times.
-  var o = acc;
+  let t = tile(wid, lane);
   let p = params;
-  let m0 = wid.y * TM;
-  let n = wid.x * (LANES * 4u) + lane * 4u;
-  let bv = bias4(n);
-  let cbase = p.c_off + wid.z * p.c_bs;
   for (var i = 0u; i < TM; i++) {
-    let m = m0 + i;
+    let m = t.m0 + i;
     if (m >= p.M) { break; }
-    let ci = cbase + m * p.ldc + n;
+    let ci = t.cbase + m * p.ldc + t.n;
     var prev = vec4<f32>(0.0);
     if (p.beta != 0.0) {
-      for (var j = 0u; j < 4u; j++) { if (n + j < p.N) { prev[j] = c[ci + j]; } }
+      for (var j = 0u; j < 4u; j++) { if (t.n + j < p.N) { prev[j] = c[ci + j]; } }
     }
-    let r = epilogue(o[i], bv, prev);
+    let r = epilogue(t.o[i], t.bv, prev);
     for (var j = 0u; j < 4u; j++) {
-      if (n + j < p.N) { c[ci + j] = r[j]; }
+      if (t.n + j < p.N) { c[ci + j] = r[j]; }
     }
   }
 }
@@ -319,21 +323,15 @@ fn gemm_sg(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_i
 // lane's four columns are one aligned vec4, wholly inside or outside C.
 @compute @workgroup_size(8)
 fn gemm_sg_c4(@builtin(workgroup_id) wid: vec3<u32>, @builtin(subgroup_invocation_id) lane: u32) {
-  var acc: array<vec4<f32>, TM_MAX>;
-  accumulate(&acc, wid, lane);
-  var o = acc;
+  let t = tile(wid, lane);
   let p = params;
-  let m0 = wid.y * TM;
-  let n = wid.x * (LANES * 4u) + lane * 4u;
-  if (n >= p.N) { return; }
-  let bv = bias4(n);
-  let cbase = p.c_off + wid.z * p.c_bs;
+  if (t.n >= p.N) { return; }
   for (var i = 0u; i < TM; i++) {
-    let m = m0 + i;
+    let m = t.m0 + i;
     if (m >= p.M) { break; }
-    let ci = (cbase + m * p.ldc + n) >> 2u;
+    let ci = (t.cbase + m * p.ldc + t.n) >> 2u;
     var prev = vec4<f32>(0.0);
     if (p.beta != 0.0) { prev = c4[ci]; }
-    c4[ci] = epilogue(o[i], bv, prev);
+    c4[ci] = epilogue(t.o[i], t.bv, prev);
   }
 }

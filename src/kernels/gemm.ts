@@ -16,12 +16,12 @@
  * reduction chunks accumulate into C (beta = 1), bias is added by the first and the activation
  * applied by the last.
  */
-import type { Binding, Gpu } from '../gpu/device.js';
+import type { Gpu } from '../gpu/device.js';
 import { defineKernel } from '../gpu/kernel.js';
 import type { UniformLayout } from '../gpu/uniforms.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { ceilDiv } from '../util/shape.js';
-import { bindingLimitError, bindSlice } from './split.js';
+import { bindingLimitError, bindSlice, type Slice } from './split.js';
 import { gemm as source, gemmSg as sourceSg } from './wgsl.gen.js';
 
 const layout: UniformLayout = [
@@ -54,6 +54,8 @@ const storage = [
   ['c', 'read_write'],
 ] as const;
 const overrides = { TRANS_A: 0, TRANS_B: 0, VEC: 1 };
+/** The 'sg' kernels also take their tile height (see sgTileRows). */
+const sgOverrides = { ...overrides, TM: 24 };
 
 export const gemmPlainKernel = defineKernel({
   file: 'gemm',
@@ -77,17 +79,17 @@ export const gemmSgKernel = defineKernel({
   entry: 'gemm_sg',
   storage,
   uniforms: layout,
-  overrides: { ...overrides, TM: 24 },
+  overrides: sgOverrides,
 });
 
-/** gemm_sg storing one vec4 per row and lane (C 4-aligned, see storesVec4). */
+/** gemm_sg storing one vec4 per row and lane (C 4-aligned; dispatchChunk picks it). */
 export const gemmSgC4Kernel = defineKernel({
   file: 'gemm_sg',
   source: sourceSg,
   entry: 'gemm_sg_c4',
   storage: [storage[0], storage[1], storage[2], ['c4', 'read_write']],
   uniforms: layout,
-  overrides: { ...overrides, TM: 24 },
+  overrides: sgOverrides,
 });
 
 export type GemmVariant = 'sg' | 'plain' | 'tiled';
@@ -322,16 +324,23 @@ function vecOk(p: Problem): boolean {
   return true;
 }
 
-/** A binding of elements [start, start+count) of `t`, its size rounded up to whole vec4s. */
-function bindVec(gpu: Gpu, t: Tensor, start: number, count: number): { binding: Binding; base: number } {
-  const s = bindSlice(gpu, t, start, count);
+/** `s` widened to whole vec4s, or null when that would run past the end of t's buffer. */
+function widenToVec4(t: Tensor, s: Slice): Slice | null {
   const offset = s.binding.offset ?? 0;
-  const want = Math.ceil((s.binding.size ?? 4) / 16) * 16;
-  if (offset + want > t.buffer.size)
+  const size = Math.ceil((s.binding.size ?? 4) / 16) * 16;
+  return offset + size <= t.buffer.size
+    ? { binding: { buffer: t.buffer, offset, size }, base: s.base }
+    : null;
+}
+
+/** A binding of elements [start, start+count) of `t`, its size rounded up to whole vec4s. */
+function bindVec(gpu: Gpu, t: Tensor, start: number, count: number): Slice {
+  const s = widenToVec4(t, bindSlice(gpu, t, start, count));
+  if (!s)
     throw new Error(
       `gemm: ${t.describe()} lives in a ${t.buffer.size}-byte buffer that cannot be bound as whole vec4s`,
     );
-  return { binding: { buffer: t.buffer, offset, size: want }, base: s.base };
+  return s;
 }
 
 /** Records the GEMM described by `g` (see GemmArgs). Shapes are the caller's to check. */
@@ -446,24 +455,12 @@ function dispatchChunk(
   const [sa, sb, sc] = spans(p, zc, tc, mc, nc, Math.max(kc, 1));
   const A = bindVec(gpu, g.a, aStart, sa);
   const B = bindVec(gpu, g.b, bStart, sb);
-  let C = bindSlice(gpu, g.c, cStart, sc);
+  const C0 = bindSlice(gpu, g.c, cStart, sc);
   // 'sg' stores one vec4 per row and lane when every row of C starts 4-aligned, the columns come
   // in whole vec4s and the binding can be widened to whole vec4s inside the buffer.
-  let c4 = false;
-  if (
-    e.variant === 'sg' &&
-    C.base % 4 === 0 &&
-    p.ldc % 4 === 0 &&
-    nc % 4 === 0 &&
-    (zc === 1 || p.cBs % 4 === 0)
-  ) {
-    const offset = C.binding.offset ?? 0;
-    const size = Math.ceil((C.binding.size ?? 4) / 16) * 16;
-    if (offset + size <= g.c.buffer.size) {
-      C = { binding: { buffer: g.c.buffer, offset, size }, base: C.base };
-      c4 = true;
-    }
-  }
+  const aligned = C0.base % 4 === 0 && p.ldc % 4 === 0 && nc % 4 === 0 && (zc === 1 || p.cBs % 4 === 0);
+  const C4 = e.variant === 'sg' && aligned ? widenToVec4(g.c, C0) : null;
+  const C = C4 ?? C0;
   const sub: Problem = {
     ...p,
     M: mc,
@@ -502,22 +499,19 @@ function dispatchChunk(
     has_bias: e.bias ? 1 : 0,
     act: e.act,
   };
-  const tn = GEMM_TILES[e.variant][1];
-  const consts: Record<string, number> = {
+  const sg = e.variant === 'sg';
+  const tm = sg ? (e.tileRows ?? sgTileRows(mc)) : GEMM_TILES[e.variant][0];
+  const consts = {
     TRANS_A: p.transA ? 1 : 0,
     TRANS_B: p.transB ? 1 : 0,
     VEC: vec ? 1 : 0,
+    ...(sg ? { TM: tm } : {}),
   };
-  let tm = GEMM_TILES[e.variant][0];
-  if (e.variant === 'sg') {
-    tm = e.tileRows ?? sgTileRows(mc);
-    consts.TM = tm;
-  }
   gpu.dispatch(
-    c4 ? gemmSgC4Kernel : kernel,
+    C4 ? gemmSgC4Kernel : kernel,
     [A.binding, B.binding, biasBinding, C.binding],
     u,
-    [ceilDiv(nc, tn), ceilDiv(mc, tm), zc],
+    [ceilDiv(nc, GEMM_TILES[e.variant][1]), ceilDiv(mc, tm), zc],
     consts,
   );
 }
