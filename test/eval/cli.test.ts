@@ -132,7 +132,7 @@ test('a config that does not fit the checkpoint exits 2', async () => {
 
 test('predict on example_ct_sm.nii.gz with the tiny checkpoint', async (ctx) => {
   if (!existsSync(exampleCt)) {
-    console.warn(`skipped: ${exampleCt} not found`);
+    console.warn(`eval/cli (issue 4, real data): skipped, ${exampleCt} not found`);
     ctx.skip();
     return;
   }

@@ -180,7 +180,7 @@ describe('geometry copied from a reference', () => {
 
   test('example_ct_sm.nii.gz (real TotalSegmentator CT)', (ctx) => {
     if (!existsSync(exampleCt)) {
-      console.warn(`skipped: ${exampleCt} not found`);
+      console.warn(`eval/nifti_write (issue 4, real data): skipped, ${exampleCt} not found`);
       ctx.skip();
       return;
     }
